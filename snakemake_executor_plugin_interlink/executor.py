@@ -1,0 +1,470 @@
+"""The Snakemake executor: wires settings, pods, the API, status, logs; nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import re
+import time
+import uuid
+from collections.abc import AsyncGenerator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import UTC, datetime
+from pathlib import Path
+
+from snakemake_interface_common.exceptions import WorkflowError
+from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
+from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
+from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
+from snakemake_interface_executor_plugins.settings import SharedFSUsage
+
+from .kube import (
+    Forbidden,
+    KubeClient,
+    KubeError,
+    NotFound,
+    Unauthorized,
+    load_access,
+)
+from .logs import log_path, store_log, tail
+from .pod import (
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    RUN_LABEL,
+    JobSpec,
+    RunContext,
+    pod_for_job,
+    secret_name,
+)
+from .progress import Progress
+from .settings import CheckedSettings
+from .status import PodStatus, State, classify_pod
+from .tracker import PodTracker
+
+SECRET_LIMIT_BYTES = 1024 * 1024 - 4096  # a Secret holds 1 MiB, minus metadata
+MISSING_POD_GRACE = 60.0  # seconds a created pod may be absent from the watched view
+PERMANENT_ERROR_GRACE = 300.0  # 401/403/404 while watching: then the jobs fail
+TRANSIENT_ERROR_GRACE = 1800.0  # API server unreachable: then the jobs fail
+CANCEL_WAIT_SECONDS = 30.0
+_ENV_NAME = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+# what the executor needs; docs/setup.md grants exactly this
+REQUIRED_PERMISSIONS = (
+    ("create", "pods", ""),
+    ("get", "pods", ""),
+    ("list", "pods", ""),
+    ("watch", "pods", ""),
+    ("delete", "pods", ""),
+    ("deletecollection", "pods", ""),
+    ("get", "pods", "log"),
+)
+SECRET_PERMISSIONS = (("create", "secrets", ""), ("delete", "secrets", ""))
+
+
+class Executor(RemoteExecutor):
+    def __post_init__(self) -> None:
+        self.settings: CheckedSettings = self.workflow.executor_settings.checked
+        try:
+            access = load_access(
+                self.settings.context, self.settings.kubeconfig, self.settings.namespace
+            )
+        except KubeError as e:
+            raise WorkflowError(str(e)) from None
+        self.kube = KubeClient(
+            access, max_connections=self.settings.max_concurrent_submissions + 2
+        )
+        self.namespace = access.namespace
+        env = self.envvars()
+        shared_fs = (
+            SharedFSUsage.INPUT_OUTPUT in self.workflow.storage_settings.shared_fs_usage
+        )
+        run_id = str(uuid.uuid4())
+        self.run = RunContext(
+            run_id=run_id,
+            namespace=self.namespace,
+            workdir=os.getcwd(),
+            image=self.workflow.remote_execution_settings.container_image,
+            shared_fs=shared_fs,
+            secret_name=secret_name(run_id) if env else None,
+            env_names=tuple(sorted(env)),
+            storage_plugin_packages=self._storage_plugin_packages(),
+        )
+        self.logger.info(
+            f"interlink: run {run_id} in namespace {self.namespace} via "
+            f"{access.source}, "
+            f"{'shared filesystem' if shared_fs else 'object storage'} mode"
+        )
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.settings.max_concurrent_submissions,
+            thread_name_prefix="interlink",
+        )
+        self._check_access(bool(env))
+        self._secret_created = False
+        self._create_secret(env)
+        self.tracker = PodTracker(
+            self.kube, self.namespace, self.run.selector, self.settings.relist_interval
+        )
+        self.tracker.start()
+        self.next_seconds_between_status_checks = self.settings.status_interval
+        self._kept: set[str] = set()
+        self._missing_since: dict[str, float] = {}
+        self._status_cache: dict[str, tuple[str, PodStatus, float]] = {}
+        self._warned_rules: set[str] = set()
+        self._closed = False
+        self.progress = Progress(self.logger)
+
+    # -- what jobs run as --------------------------------------------------------
+
+    def get_python_executable(self) -> str:
+        return "python"  # the job image's, never the submitting machine's
+
+    def _storage_plugin_packages(self) -> tuple[str, ...]:
+        provider = self.workflow.storage_settings.default_storage_provider
+        if not (self.settings.deploy_storage_plugins and provider):
+            return ()
+        from snakemake_interface_storage_plugins.registry import StoragePluginRegistry
+
+        return (StoragePluginRegistry().get_plugin_package_name(provider),)
+
+    def job_spec(self, job: JobExecutorInterface) -> JobSpec:
+        wildcards = getattr(job, "wildcards_dict", None) or {}
+        return JobSpec(
+            jobid=job.jobid,
+            rule=job.name,
+            attempt=job.attempt,
+            threads=job.threads,
+            resources=dict(job.resources.items()),
+            command=self.format_job_exec(job),
+            wildcards={str(k): str(v) for k, v in wildcards.items()},
+        )
+
+    # -- start-up checks ---------------------------------------------------------
+
+    def _check_access(self, needs_secrets: bool) -> None:
+        """Refuse to start without the permissions the run needs, naming each one,
+        and check a probe pod with the server (dry run) before creating anything."""
+        wanted = REQUIRED_PERMISSIONS + (SECRET_PERMISSIONS if needs_secrets else ())
+        ns = self.namespace
+        try:
+            answers = list(self._pool.map(lambda p: self.kube.can_i(ns, *p), wanted))
+        except Forbidden:
+            answers = [True] * len(wanted)  # reviews not allowed: the dry run decides
+        except KubeError as e:
+            raise WorkflowError(self._api_problem("check permissions", e)) from None
+        missing = [
+            f"{verb} {resource}{'/' + sub if sub else ''}"
+            for (verb, resource, sub), ok in zip(wanted, answers, strict=True)
+            if not ok
+        ]
+        if missing:
+            raise WorkflowError(
+                f"The Kubernetes user of {self.kube.access.source} lacks permissions "
+                f"in namespace {ns!r}: {', '.join(missing)}. Grant them with the Role "
+                "in docs/setup.md (or, if the namespace does not exist, create it or "
+                "choose another with --interlink-namespace)."
+            )
+        probe, _ = pod_for_job(
+            JobSpec(
+                jobid=0,
+                rule="preflight",
+                attempt=0,
+                threads=1,
+                resources={},
+                command="true",
+            ),
+            self.settings,
+            self.run,
+        )
+        try:
+            self.kube.dry_run_create_pod(ns, probe)
+        except NotFound:
+            raise WorkflowError(
+                f"Namespace {ns!r} does not exist. Create it, or choose another with "
+                "--interlink-namespace."
+            ) from None
+        except KubeError as e:
+            raise WorkflowError(self._api_problem("create pods (dry run)", e)) from None
+
+    def _api_problem(self, what: str, error: KubeError) -> str:
+        hint = ""
+        if isinstance(error, Forbidden):
+            hint = " Grant the Role in docs/setup.md."
+        elif isinstance(error, Unauthorized):
+            hint = " The credentials were refused: log in again or check the token."
+        return (
+            f"Cannot {what} in namespace {self.namespace!r} with "
+            f"{self.kube.access.source}: {error}.{hint}"
+        )
+
+    def _create_secret(self, env: dict[str, str]) -> None:
+        """Environment values travel in one per-run Secret, never in the pod spec."""
+        if not env:
+            return
+        bad = [name for name in env if not _ENV_NAME.match(name)]
+        if bad:
+            raise WorkflowError(
+                f"Environment variable names {bad} cannot be Secret keys; rename them."
+            )
+        data = {k: base64.b64encode(v.encode()).decode() for k, v in env.items()}
+        size = sum(len(k) + len(v) for k, v in data.items())
+        if size > SECRET_LIMIT_BYTES:
+            raise WorkflowError(
+                f"The jobs' environment ({', '.join(sorted(env))}) takes {size} "
+                f"bytes, more than a Kubernetes Secret holds ({SECRET_LIMIT_BYTES}); "
+                "pass fewer or smaller variables with --envvars."
+            )
+        manifest = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {
+                "name": self.run.secret_name,
+                "labels": {MANAGED_BY_LABEL: MANAGED_BY, RUN_LABEL: self.run.run_id},
+            },
+            "data": data,
+        }
+        try:
+            self.kube.create_secret(self.namespace, manifest)
+        except KubeError as e:
+            raise WorkflowError(
+                self._api_problem("create the run's Secret", e)
+            ) from None
+        self._secret_created = True
+
+    # -- submission ---------------------------------------------------------------
+
+    def run_job(self, job: JobExecutorInterface) -> None:
+        self.run_jobs([job])
+
+    def run_jobs(self, jobs: list[JobExecutorInterface]) -> None:
+        """Validate the whole ready set first (bad resources fail before any pod of
+        it exists), then create the pods concurrently, bounded by the setting."""
+        manifests = []
+        for job in jobs:
+            manifest, res = pod_for_job(self.job_spec(job), self.settings, self.run)
+            for warning in res.warnings:
+                if job.name not in self._warned_rules:
+                    self.logger.warning(f"interlink: {warning}")
+            self._warned_rules.add(job.name)
+            manifests.append(manifest)
+        for job in jobs:
+            self.run_job_pre(job)
+        futures = {
+            self._pool.submit(self.kube.create_pod, self.namespace, manifest): (
+                job,
+                manifest,
+            )
+            for job, manifest in zip(jobs, manifests, strict=True)
+        }
+        for future in as_completed(futures):
+            job, manifest = futures[future]
+            name = manifest["metadata"]["name"]
+            info = SubmittedJobInfo(job, external_jobid=name, aux={"pod": name})
+            try:
+                pod = future.result()
+            except KubeError as e:
+                self.report_job_error(
+                    info, msg=self._api_problem(f"create pod {name}", e)
+                )
+                continue
+            self.tracker.observe(pod)
+            self.report_job_submission(info)
+            self.progress.submitted(name)
+
+    # -- status -------------------------------------------------------------------
+
+    async def check_active_jobs(
+        self, active_jobs: list[SubmittedJobInfo]
+    ) -> AsyncGenerator[SubmittedJobInfo, None]:
+        """Decide every job's fate from the watched view; no request per job. A job is
+        either yielded (still active) or reported, never dropped."""
+        now = datetime.now(UTC)
+        finished: list[tuple[SubmittedJobInfo, PodStatus]] = []
+        tracker_failure = self._tracker_failure()
+        for info in active_jobs:
+            status = tracker_failure or self._job_status(info, now)
+            if status is None or not status.state.finished:
+                if status is not None:
+                    self.progress.update(info.external_jobid, status)
+                yield info
+            else:
+                finished.append((info, status))
+        if finished:
+            results = await asyncio.gather(
+                *(asyncio.to_thread(self._collect, i, s) for i, s in finished)
+            )
+            for (info, status), (path, text) in zip(finished, results, strict=True):
+                self._report(info, status, path, text)
+        self.progress.print_if_changed()
+
+    def _job_status(self, info: SubmittedJobInfo, now: datetime) -> PodStatus | None:
+        name = info.external_jobid
+        pod = self.tracker.get(name)
+        if pod is None:
+            return self._missing_pod_status(name)
+        self._missing_since.pop(name, None)
+        version = pod["metadata"].get("resourceVersion", "")
+        cached = self._status_cache.get(name)
+        clock = time.monotonic()
+        # a waiting pod is re-read now and then, since its timeouts depend on the clock
+        if (
+            cached
+            and cached[0] == version
+            and (cached[1].state != State.WAITING or clock - cached[2] < 5.0)
+        ):
+            return cached[1]
+        status = classify_pod(
+            pod, now, self.settings.unschedulable_timeout, self.settings.pending_timeout
+        )
+        self._status_cache[name] = (version, status, clock)
+        return status
+
+    def _missing_pod_status(self, name: str) -> PodStatus | None:
+        gone = self.tracker.deleted(name)
+        if gone is not None:
+            status = classify_pod(gone)
+            if status.state.finished and not gone["metadata"].get("deletionTimestamp"):
+                return status
+            return PodStatus(
+                State.FAILED,
+                f"pod {name} was deleted outside Snakemake (kubectl delete, an "
+                "eviction or a node drain) before the job finished",
+            )
+        if not self.tracker.synced.is_set():
+            return None
+        since = self._missing_since.setdefault(name, time.monotonic())
+        if time.monotonic() - since < MISSING_POD_GRACE:
+            return None
+        if self.kube.get_pod(self.namespace, name) is not None:  # the view lags
+            return None
+        return PodStatus(
+            State.FAILED, f"pod {name} no longer exists in namespace {self.namespace}"
+        )
+
+    def _tracker_failure(self) -> PodStatus | None:
+        """Fail the jobs only when watching has failed for long: a restarting API
+        server must not fail anything."""
+        error, since = self.tracker.error, self.tracker.error_since
+        if error is None or since is None:
+            return None
+        permanent = isinstance(error, Forbidden | Unauthorized | NotFound)
+        grace = PERMANENT_ERROR_GRACE if permanent else TRANSIENT_ERROR_GRACE
+        if time.monotonic() - since < grace:
+            return None
+        return PodStatus(
+            State.FAILED,
+            f"the run's pods could not be watched for {grace:.0f} s: {error}",
+        )
+
+    def _collect(self, info: SubmittedJobInfo, status: PodStatus) -> tuple[Path, str]:
+        """Store the log, then delete the pod (interLink drops the log with it)."""
+        name = info.external_jobid
+        job = info.job
+        spec_wildcards = getattr(job, "wildcards_dict", None) or {}
+        path = log_path(
+            self.settings.log_dir,
+            job.name,
+            {str(k): str(v) for k, v in spec_wildcards.items()},
+            job.jobid,
+        )
+        text = store_log(
+            self.kube,
+            self.namespace,
+            name,
+            path,
+            self.settings.log_tail_lines,
+            self.settings.insecure_log_backend,
+        )
+        keep = status.state == State.FAILED and self.settings.keep_failed_pods
+        if keep:
+            self._kept.add(name)
+        else:
+            try:
+                self.kube.delete_pod(self.namespace, name)
+            except KubeError as e:
+                self.logger.warning(f"interlink: could not delete pod {name}: {e}")
+        return path, text
+
+    def _report(
+        self, info: SubmittedJobInfo, status: PodStatus, path: Path, text: str
+    ) -> None:
+        name = info.external_jobid
+        self.tracker.forget(name)
+        self._status_cache.pop(name, None)
+        self._missing_since.pop(name, None)
+        self.progress.update(name, status)
+        info.aux = {**(info.aux or {}), "status": status, "log": str(path)}
+        if status.state == State.SUCCEEDED:
+            self.report_job_success(info)
+            return
+        lines = tail(text)
+        msg = f"interlink: job {info.job.jobid} (pod {name}) failed: {status.reason}."
+        if lines:
+            msg += f"\nLast lines of its log ({path}):\n{lines}\n"
+        if name in self._kept:
+            msg += (
+                f"\nThe pod is kept: kubectl -n {self.namespace} describe pod {name}\n"
+            )
+        self.report_job_error(info, msg=msg, aux_logs=[str(path)])
+
+    async def sleep(self) -> None:
+        """Wake as soon as the watched view changes, at the latest after the
+        interval."""
+        await asyncio.to_thread(
+            self.tracker.wait_for_change, self.settings.status_interval
+        )
+
+    # -- cancel and shutdown -------------------------------------------------------
+
+    def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
+        """Delete every pod of the run by its label, not only the jobs handed in: during
+        a status round Snakemake hands over an empty list."""
+        self.tracker.stop()
+        try:
+            self.kube.delete_pods(self.namespace, self.run.selector)
+            self._wait_until_no_pods()
+        except KubeError as e:
+            self.logger.error(
+                f"interlink: could not delete the run's pods: {e}. Remove them with: "
+                f"kubectl -n {self.namespace} delete pods -l {self.run.selector}"
+            )
+
+    def _wait_until_no_pods(self) -> None:
+        """The virtual node cancels the batch job, then removes the pod."""
+        deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+        while True:
+            pods, _ = self.kube.list_pods(self.namespace, self.run.selector)
+            if not pods:
+                return
+            if time.monotonic() > deadline:
+                self.logger.warning(
+                    f"interlink: {len(pods)} pod(s) of the run are still being deleted "
+                    "by the virtual node (is it Ready?). Check with: kubectl -n "
+                    f"{self.namespace} get pods -l {self.run.selector}"
+                )
+                return
+            time.sleep(0.5)
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        if self._closed:
+            return
+        self._closed = True
+        self.tracker.stop()
+        leftovers = [n for n in self.tracker.names() if n not in self._kept]
+        for name in leftovers:
+            try:
+                self.kube.delete_pod(self.namespace, name)
+            except KubeError as e:
+                self.logger.warning(f"interlink: could not delete pod {name}: {e}")
+        if self._secret_created:
+            try:
+                self.kube.delete_secret(self.namespace, self.run.secret_name)
+            except KubeError as e:
+                self.logger.warning(
+                    f"interlink: could not delete Secret {self.run.secret_name}: {e}"
+                )
+        self.progress.print_if_changed(force=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.kube.close()

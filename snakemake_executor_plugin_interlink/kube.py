@@ -1,0 +1,514 @@
+"""The Kubernetes API: configuration, one pooled HTTP client, one retry policy.
+
+Errors raised here (nothing of httpx leaks out):
+
+    KubeError                 any failed API call; .status is the HTTP code or None
+    ├── TransientError        connection failure, 429 or 5xx that outlived the retries
+    ├── Unauthorized (401)    after one credential reload
+    ├── Forbidden (403)       RBAC: the message names the verb and resource
+    ├── NotFound (404)
+    ├── Conflict (409)
+    └── Gone (410)            a watch or LIST continue token expired: LIST again
+
+Configuration goes through the `kubernetes` package (kubeconfig contexts, exec
+credential plugins, in-cluster service accounts and their token refresh); the requests
+themselves are raw JSON over httpx, a tenth of the CPU of the typed client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+)
+
+logger = logging.getLogger("snakemake.interlink")
+
+IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+MAX_ERROR_TEXT = 500  # never echo more of a server's answer
+
+
+class KubeError(Exception):
+    def __init__(self, message: str, status: int | None = None, reason: str = ""):
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.retry_after: float | None = None  # seconds, from a 429's Retry-After
+
+
+class TransientError(KubeError):
+    pass
+
+
+class Unauthorized(KubeError):
+    pass
+
+
+class Forbidden(KubeError):
+    pass
+
+
+class NotFound(KubeError):
+    pass
+
+
+class Conflict(KubeError):
+    pass
+
+
+class Gone(KubeError):
+    pass
+
+
+_ERROR_CLASSES: dict[int, type[KubeError]] = {
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    410: Gone,
+}
+
+
+def error_from_status(status: int, body: bytes | str) -> KubeError:
+    """The API's `kind: Status` answer as an exception; other bodies are cut short."""
+    message, reason = "", ""
+    try:
+        data = json.loads(body)
+        if isinstance(data, dict) and data.get("kind") == "Status":
+            message, reason = data.get("message", ""), data.get("reason", "")
+    except (ValueError, TypeError):
+        pass
+    if not message:
+        text = body.decode(errors="replace") if isinstance(body, bytes) else body
+        message = text.strip()[:MAX_ERROR_TEXT] or f"HTTP {status}"
+    cls = _ERROR_CLASSES.get(status)
+    if cls is None:
+        cls = TransientError if status in TRANSIENT_STATUS else KubeError
+    return cls(message[:MAX_ERROR_TEXT], status=status, reason=reason)
+
+
+def is_transient(error: BaseException) -> bool:
+    return isinstance(error, TransientError)
+
+
+@dataclass
+class ClusterAccess:
+    """Where the API server is and how to authenticate, whatever the source."""
+
+    server: str
+    namespace: str
+    source: str  # "kubeconfig (context X)" or "in-cluster service account"
+    verify: ssl.SSLContext | bool = True
+    cert: tuple[str, str] | None = None
+    token: Callable[[], str | None] | None = None  # "Bearer ..." header value
+    reload: Callable[[], None] | None = field(default=None, repr=False)
+
+
+def load_access(
+    context: str | None = None,
+    kubeconfig: Path | None = None,
+    namespace: str | None = None,
+) -> ClusterAccess:
+    """A named context wins; then the in-cluster service account; then the current
+    context of the default kubeconfig."""
+    from kubernetes import client, config
+
+    in_cluster = "KUBERNETES_SERVICE_HOST" in os.environ
+    cfg = client.Configuration()
+    try:
+        if context is None and kubeconfig is None and in_cluster:
+            config.load_incluster_config(client_configuration=cfg)
+            ns = IN_CLUSTER_NAMESPACE.read_text().strip()
+            source = "in-cluster service account"
+        else:
+            path = str(kubeconfig) if kubeconfig else None
+            config.load_kube_config(
+                config_file=path,
+                context=context,
+                client_configuration=cfg,
+                persist_config=False,
+            )
+            contexts, active = config.list_kube_config_contexts(config_file=path)
+            chosen = next((c for c in contexts if c["name"] == context), active)
+            ns = (chosen or {}).get("context", {}).get("namespace", "default")
+            source = f"kubeconfig (context {chosen['name'] if chosen else '?'})"
+    except (config.ConfigException, OSError) as e:
+        raise KubeError(
+            f"Cannot load the Kubernetes configuration: {e}. Use --interlink-context "
+            "or --interlink-kubeconfig, or set KUBECONFIG."
+        ) from None
+
+    verify: ssl.SSLContext | bool = True
+    if not cfg.verify_ssl:
+        verify = False
+    elif cfg.ssl_ca_cert:
+        verify = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
+    cert = (cfg.cert_file, cfg.key_file) if cfg.cert_file and cfg.key_file else None
+    if isinstance(verify, ssl.SSLContext) and cert:
+        verify.load_cert_chain(*cert)
+
+    def token() -> str | None:
+        # runs the exec plugin or re-reads the service-account token when expired
+        return cfg.get_api_key_with_prefix("BearerToken", alias="authorization")
+
+    def reload() -> None:
+        fresh = load_access(context, kubeconfig, namespace)
+        cfg.api_key = {}
+        if fresh.token:
+            value = fresh.token()
+            if value:
+                cfg.api_key["BearerToken"] = value.removeprefix("Bearer ").strip()
+                cfg.api_key_prefix["BearerToken"] = "Bearer"
+        cfg.refresh_api_key_hook = None
+
+    return ClusterAccess(
+        server=cfg.host.rstrip("/"),
+        namespace=namespace or ns or "default",
+        source=source,
+        verify=verify,
+        cert=None if isinstance(verify, ssl.SSLContext) else cert,
+        token=token,
+        reload=reload,
+    )
+
+
+class _BearerAuth(httpx.Auth):
+    """Adds the current token; on 401 reloads the credentials once and retries."""
+
+    def __init__(self, access: ClusterAccess):
+        self._access = access
+        self._lock = threading.Lock()
+
+    def _header(self) -> str | None:
+        with self._lock:
+            return self._access.token() if self._access.token else None
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        header = self._header()
+        if header:
+            request.headers["Authorization"] = header
+        response = yield request
+        if response.status_code == 401 and self._access.reload:
+            with self._lock:
+                self._access.reload()
+            header = self._header()
+            if header:
+                request.headers["Authorization"] = header
+            yield request
+
+
+@dataclass
+class RequestStats:
+    """Counters for benchmarks and for the tests that assert request counts."""
+
+    requests: int = 0
+    retries: int = 0
+    bytes_received: int = 0
+    by_verb: dict[str, int] = field(default_factory=dict)
+
+    def count(self, verb: str) -> None:
+        self.requests += 1
+        self.by_verb[verb] = self.by_verb.get(verb, 0) + 1
+
+
+def _wait(state: RetryCallState) -> float:
+    """Retry-After when the server gives one, else exponential backoff with jitter."""
+    error = state.outcome.exception() if state.outcome else None
+    retry_after = error.retry_after if isinstance(error, KubeError) else None
+    if retry_after is not None:
+        return min(float(retry_after), 30.0)
+    return min(0.2 * 2 ** (state.attempt_number - 1), 10.0) * random.uniform(0.5, 1.5)
+
+
+class KubeClient:
+    """Raw-JSON access to the few endpoints the executor needs."""
+
+    def __init__(
+        self,
+        access: ClusterAccess,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        max_connections: int = 8,
+        retry_seconds: float = 120.0,
+    ):
+        self.access = access
+        self.stats = RequestStats()
+        self._retry_seconds = retry_seconds
+        self._http = httpx.Client(
+            base_url=access.server,
+            verify=access.verify,
+            cert=access.cert,
+            auth=_BearerAuth(access),
+            transport=transport,
+            timeout=httpx.Timeout(30.0, connect=10.0),
+            limits=httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+            ),
+            headers={"Accept": "application/json", "User-Agent": "snakemake-interlink"},
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- the one request path: retries, errors, counters ---------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        verb: str | None = None,
+    ) -> dict[str, Any] | str:
+        """One API call with the retry policy: connection errors, 429 (Retry-After)
+        and 500/502/503/504 are retried with backoff for at most retry_seconds."""
+        retrying = Retrying(
+            retry=retry_if_exception(is_transient),
+            wait=_wait,
+            stop=stop_after_delay(self._retry_seconds),
+            reraise=True,
+            before_sleep=self._log_retry,
+        )
+        return retrying(self._send, method, path, params, body, verb or method)
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        self.stats.retries += 1
+        error = state.outcome.exception() if state.outcome else None
+        logger.debug("Kubernetes API retry #%d after: %s", state.attempt_number, error)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        body: dict[str, Any] | None,
+        verb: str,
+    ) -> dict[str, Any] | str:
+        self.stats.count(verb)
+        try:
+            response = self._http.request(method, path, params=params, json=body)
+        except httpx.TransportError as e:
+            raise TransientError(f"cannot reach the API server: {e!r}") from None
+        self.stats.bytes_received += len(response.content)
+        if response.status_code >= 400:
+            error = error_from_status(response.status_code, response.content)
+            retry_after = response.headers.get("Retry-After")
+            if retry_after and retry_after.isdigit():
+                error.retry_after = int(retry_after)
+            raise error
+        if "json" in response.headers.get("content-type", ""):
+            return response.json()
+        return response.text
+
+    # -- pods ----------------------------------------------------------------------
+
+    def create_pod(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Create a pod; when a retried create meets AlreadyExists, adopt the pod that
+        the lost first attempt created (same name and run label), else raise."""
+        path = f"/api/v1/namespaces/{namespace}/pods"
+        try:
+            return self.request("POST", path, body=manifest, verb="create")  # type: ignore[return-value]
+        except Conflict:
+            name = manifest["metadata"]["name"]
+            existing = self.get_pod(namespace, name)
+            ours = manifest["metadata"]["labels"]
+            theirs = (existing or {}).get("metadata", {}).get("labels", {})
+            if existing and all(theirs.get(k) == v for k, v in ours.items()):
+                return existing
+            raise
+
+    def dry_run_create_pod(self, namespace: str, manifest: dict[str, Any]) -> None:
+        path = f"/api/v1/namespaces/{namespace}/pods"
+        self.request(
+            "POST", path, params={"dryRun": "All"}, body=manifest, verb="create"
+        )
+
+    def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.request(  # type: ignore[return-value]
+                "GET", f"/api/v1/namespaces/{namespace}/pods/{name}", verb="get"
+            )
+        except NotFound:
+            return None
+
+    def list_pods(
+        self, namespace: str, selector: str, page_size: int = 500
+    ) -> tuple[list[dict[str, Any]], str]:
+        """All pods matching the selector (paginated) and the list's resourceVersion.
+        An expired continue token (410) starts the listing over."""
+        while True:
+            items: list[dict[str, Any]] = []
+            params: dict[str, Any] = {"labelSelector": selector, "limit": page_size}
+            try:
+                while True:
+                    page: dict[str, Any] = self.request(  # type: ignore[assignment]
+                        "GET",
+                        f"/api/v1/namespaces/{namespace}/pods",
+                        params=params,
+                        verb="list",
+                    )
+                    items.extend(page.get("items") or [])
+                    meta = page.get("metadata") or {}
+                    if not meta.get("continue"):
+                        return items, meta.get("resourceVersion", "")
+                    params["continue"] = meta["continue"]
+            except Gone:
+                logger.debug("LIST continue token expired; listing again")
+
+    def watch_pods(
+        self, namespace: str, selector: str, resource_version: str, timeout: int
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Events after resource_version until the server ends the watch. Not retried:
+        the caller re-lists. A 410 (too old) raises Gone."""
+        params = {
+            "watch": "1",
+            "labelSelector": selector,
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout),
+        }
+        self.stats.count("watch")
+        try:
+            with self._http.stream(
+                "GET",
+                f"/api/v1/namespaces/{namespace}/pods",
+                params=params,
+                timeout=httpx.Timeout(10.0, read=timeout + 30.0),
+            ) as response:
+                if response.status_code >= 400:
+                    raise error_from_status(response.status_code, response.read())
+                for line in response.iter_lines():
+                    if not line:
+                        continue
+                    self.stats.bytes_received += len(line)
+                    event = json.loads(line)
+                    kind, obj = event.get("type"), event.get("object") or {}
+                    if kind == "ERROR":
+                        raise error_from_status(
+                            int(obj.get("code") or 500), json.dumps(obj)
+                        )
+                    yield kind, obj
+        except httpx.TransportError as e:
+            raise TransientError(f"watch interrupted: {e!r}") from None
+
+    def delete_pod(
+        self, namespace: str, name: str, grace_seconds: int | None = None
+    ) -> bool:
+        """False when the pod was already gone."""
+        params = {} if grace_seconds is None else {"gracePeriodSeconds": grace_seconds}
+        try:
+            self.request(
+                "DELETE",
+                f"/api/v1/namespaces/{namespace}/pods/{name}",
+                params=params,
+                verb="delete",
+            )
+            return True
+        except NotFound:
+            return False
+
+    def delete_pods(self, namespace: str, selector: str) -> None:
+        """deletecollection: one request for all of a run's pods."""
+        self.request(
+            "DELETE",
+            f"/api/v1/namespaces/{namespace}/pods",
+            params={"labelSelector": selector},
+            verb="deletecollection",
+        )
+
+    def pod_log(
+        self,
+        namespace: str,
+        name: str,
+        container: str,
+        tail_lines: int,
+        limit_bytes: int,
+        insecure_backend: bool = False,
+    ) -> str:
+        params: dict[str, Any] = {
+            "container": container,
+            "tailLines": tail_lines,
+            "limitBytes": limit_bytes,
+        }
+        if insecure_backend:
+            params["insecureSkipTLSVerifyBackend"] = "true"
+        text = self.request(
+            "GET",
+            f"/api/v1/namespaces/{namespace}/pods/{name}/log",
+            params=params,
+            verb="log",
+        )
+        return text if isinstance(text, str) else json.dumps(text)
+
+    # -- secrets and permissions ---------------------------------------------------
+
+    def create_secret(self, namespace: str, manifest: dict[str, Any]) -> None:
+        # Conflict: a retried create whose first attempt went through
+        with contextlib.suppress(Conflict):
+            self.request(
+                "POST",
+                f"/api/v1/namespaces/{namespace}/secrets",
+                body=manifest,
+                verb="create",
+            )
+
+    def delete_secret(self, namespace: str, name: str) -> bool:
+        try:
+            self.request(
+                "DELETE",
+                f"/api/v1/namespaces/{namespace}/secrets/{name}",
+                verb="delete",
+            )
+            return True
+        except NotFound:
+            return False
+
+    def can_i(
+        self, namespace: str, verb: str, resource: str, subresource: str = ""
+    ) -> bool:
+        """SelfSubjectAccessReview, which every authenticated user may create."""
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {
+                "resourceAttributes": {
+                    "namespace": namespace,
+                    "verb": verb,
+                    "resource": resource,
+                    "subresource": subresource,
+                }
+            },
+        }
+        answer: dict[str, Any] = self.request(  # type: ignore[assignment]
+            "POST",
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            body=review,
+            verb="create",
+        )
+        return bool(answer.get("status", {}).get("allowed"))
+
+
+def backoff_delays(base: float = 0.5, cap: float = 10.0) -> Iterator[float]:
+    """0.5, 1, 2, 4 ... cap seconds, each with jitter: for the watch's reconnects."""
+    delay = base
+    while True:
+        yield delay * random.uniform(0.5, 1.5)
+        delay = min(delay * 2, cap)

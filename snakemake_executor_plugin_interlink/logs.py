@@ -1,0 +1,68 @@
+"""Fetching a finished job's log before its pod is deleted, and storing it.
+
+interLink's Slurm plugin deletes the job directory, and with it the output, when the
+pod is deleted: the log must be read first. The request goes API server -> virtual
+kubelet -> interLink -> plugin; a log that cannot be read never fails a successful job:
+the reason is stored in its place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from .kube import KubeClient, KubeError
+from .pod import CONTAINER
+
+LOG_LIMIT_BYTES = 16 * 2**20
+ERROR_TAIL_LINES = 20
+_UNSAFE = re.compile(r"[^\w.=,+@-]+")
+
+
+def path_part(text: str, limit: int = 100) -> str:
+    """One safe path component (no '/', no '..', bounded) that stays recognisable."""
+    cleaned = _UNSAFE.sub("_", text).strip("._") or "_"
+    if cleaned == text and len(text.encode()) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    return f"{cleaned[: limit - 11]}-{digest}"
+
+
+def log_path(
+    log_dir: Path, rule: str, wildcards: Mapping[str, str], jobid: int
+) -> Path:
+    """<log_dir>/<rule>/<wildcards>/<jobid>.log, every part sanitised."""
+    spec = ",".join(f"{k}={v}" for k, v in wildcards.items()) or "all"
+    return log_dir / path_part(rule) / path_part(spec) / f"{jobid}.log"
+
+
+def store_log(
+    kube: KubeClient,
+    namespace: str,
+    pod: str,
+    path: Path,
+    tail_lines: int,
+    insecure_backend: bool,
+) -> str:
+    """Fetch and write the log; return its text, or why it could not be fetched
+    (which is then what the file holds)."""
+    try:
+        text = kube.pod_log(
+            namespace, pod, CONTAINER, tail_lines, LOG_LIMIT_BYTES, insecure_backend
+        )
+    except KubeError as e:
+        text = f"[interlink] the log of pod {pod} could not be fetched: {e}\n"
+        if "x509" in str(e) or "certificate" in str(e):
+            text += (
+                "[interlink] the virtual kubelet's certificate is not trusted: approve "
+                "its CSR, or run with --interlink-insecure-log-backend\n"
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, errors="replace")
+    return text
+
+
+def tail(text: str, lines: int = ERROR_TAIL_LINES) -> str:
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])

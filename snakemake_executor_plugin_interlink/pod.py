@@ -1,0 +1,205 @@
+"""A Snakemake job + the run's context -> the pod manifest (pure; no I/O).
+
+Every field of a job's pod is decided here or in `resources.py` (limits, requests,
+annotations). The manifest follows interLink's contract: placement on the virtual node
+by toleration + nodeSelector, `restartPolicy: Never`, no service-account token, no
+ports, environment only through `secretKeyRef`, and a command that `cd`s itself because
+interLink's default `singularity --containall` ignores `workingDir`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .resources import PodResources, pod_resources
+from .settings import INTERLINK_TAINT_KEY, CheckedSettings
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "snakemake"
+RUN_LABEL = "interlink.snakemake.io/run"
+RULE_LABEL = "interlink.snakemake.io/rule"
+JOBID_LABEL = "interlink.snakemake.io/jobid"
+WORKDIR_LABEL = "interlink.snakemake.io/workdir"
+RULE_ANNOTATION = "interlink.snakemake.io/rule"
+WILDCARDS_ANNOTATION = "interlink.snakemake.io/wildcards"
+ATTEMPT_ANNOTATION = "interlink.snakemake.io/attempt"
+CONTAINER = "snakejob"
+PIP_DEPLOYMENTS = ".snakemake/pip-deployments"  # on Snakemake's sys.path
+
+_LABEL_INVALID = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What the pod needs to know about one Snakemake job (or group job)."""
+
+    jobid: int
+    rule: str
+    attempt: int
+    threads: int
+    resources: Mapping[str, Any]
+    command: str
+    wildcards: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What all pods of one Snakemake run share."""
+
+    run_id: str
+    namespace: str
+    workdir: str
+    image: str
+    shared_fs: bool = True
+    secret_name: str | None = None
+    env_names: tuple[str, ...] = ()
+    storage_plugin_packages: tuple[str, ...] = ()
+
+    @property
+    def workdir_hash(self) -> str:
+        """Identifies the working directory, to find a dead run's pods again."""
+        return hashlib.sha256(self.workdir.encode()).hexdigest()[:16]
+
+    @property
+    def selector(self) -> str:
+        return f"{RUN_LABEL}={self.run_id}"
+
+
+def pod_name(run_id: str, jobid: int, attempt: int) -> str:
+    """DNS-1123 and short: the rule name goes into labels, not into the name."""
+    return f"snakejob-{run_id[:8]}-{jobid}-{attempt}"
+
+
+def secret_name(run_id: str) -> str:
+    return f"snakejob-{run_id[:8]}-env"
+
+
+def label_value(text: str) -> str:
+    """Any text as a valid label value (<= 63 chars of [A-Za-z0-9_.-], alphanumeric at
+    both ends); a hash suffix keeps altered values distinct."""
+    cleaned = _LABEL_INVALID.sub("_", text).strip("_.-")
+    if cleaned == text and len(text) <= 63:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    return f"{cleaned[:52].rstrip('_.-')}-{digest}".lstrip("-")
+
+
+def job_script(command: str, run: RunContext, workdir: str) -> str:
+    """The container's shell script: where the job runs, then Snakemake's command."""
+    lines = []
+    if run.shared_fs:
+        lines.append(f"cd {shlex.quote(workdir)} || exit 1")
+    else:
+        lines += [
+            'scratch=$(mktemp -d "${TMPDIR:-/tmp}/snakejob.XXXXXX") || exit 1',
+            'cd "$scratch" || exit 1',
+            "trap 'cd / && rm -rf \"$scratch\"' EXIT",
+        ]
+        if run.storage_plugin_packages:
+            pkgs = " ".join(shlex.quote(p) for p in run.storage_plugin_packages)
+            lines.append(
+                f"python -m pip install --quiet --target {PIP_DEPLOYMENTS} {pkgs} "
+                "|| exit 1"
+            )
+    lines.append(command)
+    return "\n".join(lines)
+
+
+def pod_for_job(
+    spec: JobSpec, settings: CheckedSettings, run: RunContext
+) -> tuple[dict[str, Any], PodResources]:
+    """The pod manifest of one job, and the resources it was built from."""
+    res = pod_resources(spec.rule, spec.threads, spec.resources, settings)
+    name = pod_name(run.run_id, spec.jobid, spec.attempt)
+    labels = {
+        **settings.labels,
+        MANAGED_BY_LABEL: MANAGED_BY,
+        RUN_LABEL: run.run_id,
+        RULE_LABEL: label_value(spec.rule),
+        JOBID_LABEL: str(spec.jobid),
+        WORKDIR_LABEL: run.workdir_hash,
+    }
+    annotations = {
+        **res.annotations,
+        RULE_ANNOTATION: spec.rule,
+        WILDCARDS_ANNOTATION: json.dumps(dict(spec.wildcards), ensure_ascii=False),
+        ATTEMPT_ANNOTATION: str(spec.attempt),
+    }
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": res.image or settings.image or run.image,
+        "command": ["/bin/sh", "-c", job_script(spec.command, run, run.workdir)],
+        "resources": {"limits": res.limits, "requests": res.requests},
+    }
+    if run.secret_name and run.env_names:
+        container["env"] = [
+            {
+                "name": env,
+                "valueFrom": {"secretKeyRef": {"name": run.secret_name, "key": env}},
+            }
+            for env in run.env_names
+        ]
+    volumes, mounts = _binds(run, settings)
+    if mounts:
+        container["volumeMounts"] = mounts
+    spec_: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "nodeSelector": _node_selector(res, settings),
+        "tolerations": [
+            {"key": INTERLINK_TAINT_KEY, "operator": "Exists"},
+            *(t.manifest() for t in settings.tolerations),
+        ],
+        "containers": [container],
+    }
+    if volumes:
+        spec_["volumes"] = volumes
+    if settings.service_account:
+        spec_["serviceAccountName"] = settings.service_account
+    if settings.image_pull_secrets:
+        spec_["imagePullSecrets"] = [{"name": s} for s in settings.image_pull_secrets]
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": run.namespace,
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": spec_,
+    }
+    return manifest, res
+
+
+def _node_selector(res: PodResources, settings: CheckedSettings) -> dict[str, str]:
+    node = res.node or settings.node
+    if node:
+        selector = {"kubernetes.io/hostname": node}
+    else:
+        key, value = settings.node_label
+        selector = {key: value}
+    return {**settings.node_selector, **selector}
+
+
+def _binds(
+    run: RunContext, settings: CheckedSettings
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """hostPath volumes, which interLink's Slurm plugin turns into --bind; shared-FS
+    mode binds the working directory at the same path."""
+    paths = ([run.workdir] if run.shared_fs else []) + [
+        p for p in settings.binds if p != run.workdir
+    ]
+    volumes, mounts = [], []
+    for i, path in enumerate(paths):
+        name = "workdir" if run.shared_fs and i == 0 else f"bind-{i}"
+        volumes.append({"name": name, "hostPath": {"path": path, "type": "Directory"}})
+        mounts.append({"name": name, "mountPath": path})
+    return volumes, mounts

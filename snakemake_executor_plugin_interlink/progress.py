@@ -1,0 +1,51 @@
+"""One progress line when the picture changes, and each reason for waiting once."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from .status import PodStatus, State
+
+_LABELS = {
+    State.WAITING: "pending",
+    State.RUNNING: "running",
+    State.SUCCEEDED: "done",
+    State.FAILED: "failed",
+}
+
+
+class Progress:
+    def __init__(self, logger: Any):
+        self._logger = logger
+        self._states: dict[str, State] = {}
+        self._said: set[str] = set()
+        self._last_line = ""
+
+    def submitted(self, pod: str) -> None:
+        self._states[pod] = State.WAITING
+
+    def update(self, pod: str, status: PodStatus) -> None:
+        self._states[pod] = status.state
+        if (
+            status.state == State.WAITING
+            and status.reason.startswith(
+                ("unschedulable", "status unknown", "ErrImagePull", "ImagePullBackOff")
+            )
+            and status.reason not in self._said
+        ):
+            self._said.add(status.reason)
+            self._logger.info(f"interlink: {pod} waits: {status.reason}")
+
+    def line(self) -> str:
+        counts = Counter(self._states.values())
+        return "interlink: " + ", ".join(
+            f"{counts.get(state, 0)} {label}" for state, label in _LABELS.items()
+        )
+
+    def print_if_changed(self, force: bool = False) -> None:
+        line = self.line()
+        if line != self._last_line or force:
+            self._last_line = line
+            if self._states:
+                self._logger.info(line)

@@ -1,0 +1,400 @@
+"""Rule resources -> pod limits, requests and interLink annotations (pure).
+
+The resource names and their meaning are those of snakemake-executor-plugin-slurm, so a
+workflow written for it runs unchanged. interLink's Slurm plugin reads pod *limits* only
+(`--cpus-per-task=ceil(cpu)`, `--mem=<MiB>`) and the `slurm-job.vk.io/flags` annotation;
+it ignores `--cpus-per-task`/`--mem` in the flags when limits exist, so cpu and memory
+always travel as limits and never as flags. The HTCondor plugin sizes jobs from
+*requests* (whole CPUs only) instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+)
+from snakemake_interface_common.exceptions import WorkflowError
+
+from .settings import CheckedSettings, check_label_key
+
+SLURM_FLAGS = "slurm-job.vk.io/flags"
+HTCONDOR_MAX_WALLTIME_MINUTES = 60  # hard-coded in interLink's HTCondor plugin
+FALLBACK_MEM_MB = 1024  # without it interLink's Slurm plugin would submit --mem=1
+
+# sbatch options the executor owns: set them through resources, never through flags.
+_FORBIDDEN_FLAGS = {
+    "--cpus-per-task": "threads or cpus_per_task",
+    "-c": "threads or cpus_per_task",
+    "--mem": "mem_mb",
+    "--mem-per-cpu": "mem_mb_per_cpu",
+    "--job-name": None,
+    "-J": None,
+    "--output": None,
+    "-o": None,
+    "--error": None,
+    "-e": None,
+    "--chdir": None,
+    "-D": None,
+    "--wrap": None,
+    "--parsable": None,
+}
+_GRES = re.compile(r"^[A-Za-z0-9_]+(:[A-Za-z0-9_.-]+)?:\d+$")
+_GPU_GRES = re.compile(r"^gpu(:[A-Za-z0-9_.-]+)?:(\d+)$")
+_DURATION = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*"
+    r"(?:(\d+(?:\.\d+)?)\s*m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$"
+)
+
+
+def parse_minutes(value: Any) -> float:
+    """Minutes from a number, '90', '1h30m', '2d', or Slurm's [D-]HH:MM:SS."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration, not a boolean")
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    days, _, clock = text.rpartition("-") if ":" in text else ("", "", text)
+    if ":" in clock:
+        parts = clock.split(":")
+        if (
+            len(parts) in (2, 3)
+            and all(p.isdigit() for p in parts)
+            and (days == "" or days.isdigit())
+        ):
+            hours, minutes, seconds = ([0] * (3 - len(parts))) + [int(p) for p in parts]
+            return int(days or 0) * 1440 + hours * 60 + minutes + seconds / 60
+    match = _DURATION.match(text)
+    if text and match and any(match.groups()):
+        d, h, m, s = (float(g) if g else 0.0 for g in match.groups())
+        return d * 1440 + h * 60 + m + s / 60
+    raise ValueError(f"{value!r} is not a duration (minutes, '1h30m' or 'HH:MM:SS')")
+
+
+def _number(value: Any) -> Any:
+    """Accept '8' and 8.0 like Snakemake does, but not booleans."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a number") from None
+    return value
+
+
+def _whole(value: Any) -> Any:
+    value = _number(value)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"{value} is not a whole number")
+        return int(value)
+    return value
+
+
+PositiveCount = Annotated[StrictInt, Field(gt=0), BeforeValidator(_whole)]
+Count = Annotated[StrictInt, Field(ge=0), BeforeValidator(_whole)]
+PositiveAmount = Annotated[float, Field(gt=0), BeforeValidator(_number)]
+Minutes = Annotated[float, Field(gt=0), BeforeValidator(parse_minutes)]
+Word = Annotated[str, Field(min_length=1, pattern=r"^[^\s'\"\\]+$")]
+
+
+class RuleResources(BaseModel):
+    """The resources of a rule that this executor reads (others are ignored)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    threads: PositiveCount = 1
+    cpus_per_task: PositiveCount | None = None
+    mem_mb: PositiveAmount | None = None
+    mem_mb_per_cpu: PositiveAmount | None = None
+    runtime: Minutes | None = None
+    slurm_partition: Word | None = None
+    slurm_account: Word | None = None
+    qos: Word | None = None
+    constraint: Annotated[str, Field(min_length=1)] | None = None
+    gres: Annotated[str, Field(pattern=_GRES.pattern)] | None = None
+    gpu: Count | None = None
+    gpu_model: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] | None = None
+    tasks: PositiveCount | None = None
+    nodes: PositiveCount | None = None
+    slurm_extra: str | None = None
+    interlink_annotations: str | None = None
+    interlink_image: Annotated[str, Field(min_length=1)] | None = None
+    interlink_node: Annotated[str, Field(min_length=1)] | None = None
+    interlink_flavour: Literal["slurm", "htcondor"] | None = None
+
+
+@dataclass(frozen=True)
+class PodResources:
+    """Everything about a job's pod that comes from its rule's resources."""
+
+    limits: dict[str, str]
+    requests: dict[str, str]
+    annotations: dict[str, str] = field(default_factory=dict)
+    image: str | None = None
+    node: str | None = None
+    flavour: str = "slurm"
+    warnings: tuple[str, ...] = ()
+
+
+def read_rule_resources(
+    rule: str, threads: int, resources: Mapping[str, Any]
+) -> RuleResources:
+    """Validate a job's resources; errors name the rule, the resource and the fix."""
+    values = {k: v for k, v in resources.items() if v is not None and k in _FIELDS}
+    values["threads"] = threads
+    try:
+        return RuleResources(**values)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            name = str(err["loc"][0]) if err["loc"] else "?"
+            given = values.get(name)
+            problems.append(f"{name}={given!r}: {_explain(err['msg'])}")
+        raise WorkflowError(
+            f"Rule {rule}: invalid resources: {'; '.join(problems)}. "
+            "Fix the rule's resources (or --set-resources / --default-resources)."
+        ) from None
+
+
+_FIELDS = frozenset(RuleResources.model_fields)
+
+
+def _explain(msg: str) -> str:
+    msg = msg.removeprefix("Value error, ")
+    if "should match pattern" in msg:
+        return "contains characters that are not allowed here"
+    return msg[0].lower() + msg[1:]
+
+
+def pod_resources(
+    rule: str, threads: int, resources: Mapping[str, Any], settings: CheckedSettings
+) -> PodResources:
+    """The limits, requests and annotations of one job's pod."""
+    res = read_rule_resources(rule, threads, resources)
+    flavour = res.interlink_flavour or settings.flavour
+    cpus = res.cpus_per_task or res.threads
+    if res.mem_mb_per_cpu is not None:
+        mem_mib = math.ceil(res.mem_mb_per_cpu * cpus)
+    elif res.mem_mb is not None:
+        mem_mib = math.ceil(res.mem_mb)
+    else:
+        mem_mib = FALLBACK_MEM_MB
+    gpus = _gpu_count(rule, res)
+    limits = {"cpu": str(cpus), "memory": f"{mem_mib}Mi"}
+    if gpus:
+        if not settings.gpu_resource:
+            raise WorkflowError(
+                f"Rule {rule}: asks for {gpus} GPU(s) but --interlink-gpu-resource is "
+                "empty; set it to the extended resource of the virtual node "
+                "(e.g. nvidia.com/gpu)."
+            )
+        limits[settings.gpu_resource] = str(gpus)
+
+    annotations = dict(settings.annotations)
+    warnings: list[str] = []
+    if flavour == "slurm":
+        requests = _requests(cpus, mem_mib, settings)
+        flags = " ".join(
+            f for f in (annotations.get(SLURM_FLAGS, ""), _slurm_flags(res)) if f
+        )
+    else:
+        # HTCondor's plugin sums int(requests.cpu): a fraction would crash it.
+        requests = {"cpu": str(cpus), "memory": f"{mem_mib}Mi"}
+        flags = ""
+        warnings.extend(_htcondor_warnings(rule, res))
+    extra = _rule_annotations(rule, res.interlink_annotations)
+    if SLURM_FLAGS in extra:
+        flags = " ".join(f for f in (flags, extra.pop(SLURM_FLAGS)) if f)
+    annotations.update(extra)
+    if flags:
+        check_slurm_flags(rule, flags)
+        annotations[SLURM_FLAGS] = flags
+    else:
+        annotations.pop(SLURM_FLAGS, None)
+    return PodResources(
+        limits=limits,
+        requests=requests,
+        annotations=annotations,
+        image=res.interlink_image,
+        node=res.interlink_node,
+        flavour=flavour,
+        warnings=tuple(warnings),
+    )
+
+
+def _gpu_count(rule: str, res: RuleResources) -> int:
+    if res.gres is not None:
+        match = _GPU_GRES.match(res.gres)
+        gres_gpus = int(match.group(2)) if match else 0
+        if res.gpu and gres_gpus and res.gpu != gres_gpus:
+            raise WorkflowError(
+                f"Rule {rule}: gpu={res.gpu} contradicts gres={res.gres!r}; "
+                "set only one of them."
+            )
+        return res.gpu or gres_gpus
+    if res.gpu_model is not None and not res.gpu:
+        raise WorkflowError(
+            f"Rule {rule}: gpu_model={res.gpu_model!r} needs a GPU count: "
+            "add gpu=<N> to the rule's resources."
+        )
+    return res.gpu or 0
+
+
+def _requests(cpus: int, mem_mib: int, settings: CheckedSettings) -> dict[str, str]:
+    policy = settings.requests
+    if policy.fraction is not None:
+        return {
+            "cpu": f"{max(1, math.floor(cpus * 1000 * policy.fraction))}m",
+            "memory": f"{max(1, math.floor(mem_mib * policy.fraction))}Mi",
+        }
+    fixed = policy.fixed or {}
+    limits = {"cpu": cpus * 1000.0, "memory": mem_mib * 2.0**20}
+    requests = {}
+    for name, quantity in fixed.items():
+        # a request above its limit is rejected by the API server: cap it
+        if quantity_value(quantity, name) > limits[name]:
+            quantity = str(cpus) if name == "cpu" else f"{mem_mib}Mi"
+        requests[name] = quantity
+    return requests
+
+
+_SUFFIX = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+_SUFFIX.update({"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40})
+
+
+def quantity_value(quantity: str, name: str) -> float:
+    """A Kubernetes quantity as millicores (cpu) or bytes (memory)."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(m|k|Ki|M|Mi|G|Gi|T|Ti)?", quantity)
+    if not match:
+        raise ValueError(f"{quantity!r} is not a quantity")
+    number, suffix = float(match.group(1)), match.group(2) or ""
+    value = number / 1000 if suffix == "m" else number * _SUFFIX[suffix]
+    return value * 1000 if name == "cpu" else value
+
+
+def _slurm_flags(res: RuleResources) -> str:
+    """sbatch flags for what Slurm needs beyond cpu and memory, as the slurm plugin."""
+    flags = []
+    if res.runtime is not None:
+        flags.append(f"--time={math.ceil(res.runtime)}")
+    for option, value in (
+        ("--partition", res.slurm_partition),
+        ("--account", res.slurm_account),
+        ("--qos", res.qos),
+        ("--constraint", res.constraint),
+    ):
+        if value is not None:
+            flags.append(f"{option}={shlex.quote(value)}")
+    if res.tasks is not None:
+        flags.append(f"--ntasks={res.tasks}")
+    if res.nodes is not None:
+        flags.append(f"--nodes={res.nodes}")
+    if res.gres is not None:
+        flags.append(f"--gres={res.gres}")
+    elif res.gpu:
+        model = f":{res.gpu_model}" if res.gpu_model else ""
+        flags.append(f"--gres=gpu{model}:{res.gpu}")
+    if res.slurm_extra:
+        flags.append(res.slurm_extra.strip())
+    return " ".join(flags)
+
+
+def check_slurm_flags(rule: str, flags: str) -> None:
+    """Refuse flags interLink would drop or that the executor owns."""
+    try:
+        words = shlex.split(flags)
+    except ValueError as e:
+        raise WorkflowError(
+            f"Rule {rule}: Slurm flags {flags!r} cannot be split into words ({e}); "
+            "check the quotes in slurm_extra."
+        ) from None
+    for word in words:
+        option = word.split("=", 1)[0]
+        if option in _FORBIDDEN_FLAGS:
+            use = _FORBIDDEN_FLAGS[option]
+            fix = (
+                f"use the {use} resource instead (interLink sizes the job from the "
+                "pod's limits and ignores this flag)"
+                if use
+                else "the executor sets it itself"
+            )
+            raise WorkflowError(
+                f"Rule {rule}: Slurm flags must not contain {option}: {fix}."
+            )
+
+
+def _rule_annotations(rule: str, text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    try:
+        extra = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise WorkflowError(
+            f"Rule {rule}: interlink_annotations must be a JSON object of strings, "
+            f'e.g. \'{{"slurm-job.vk.io/pre-exec": "module load cuda"}}\' ({e}).'
+        ) from None
+    if not isinstance(extra, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in extra.items()
+    ):
+        raise WorkflowError(
+            f"Rule {rule}: interlink_annotations must be a JSON object whose keys and "
+            "values are strings."
+        )
+    for key in extra:
+        try:
+            check_label_key(key, "annotation")
+        except ValueError as e:
+            raise WorkflowError(f"Rule {rule}: interlink_annotations: {e}.") from None
+    return extra
+
+
+def _htcondor_warnings(rule: str, res: RuleResources) -> list[str]:
+    warnings = []
+    ignored = [
+        name
+        for name in (
+            "slurm_partition",
+            "slurm_account",
+            "qos",
+            "constraint",
+            "gres",
+            "slurm_extra",
+            "tasks",
+            "nodes",
+        )
+        if getattr(res, name) is not None
+    ]
+    if ignored:
+        warnings.append(
+            f"Rule {rule}: {', '.join(ignored)} have no meaning on an HTCondor site "
+            "and are ignored."
+        )
+    if res.runtime is not None and res.runtime > HTCONDOR_MAX_WALLTIME_MINUTES:
+        warnings.append(
+            f"Rule {rule}: runtime={math.ceil(res.runtime)} min exceeds the "
+            f"{HTCONDOR_MAX_WALLTIME_MINUTES} min wall time that interLink's HTCondor "
+            "plugin sets for every job."
+        )
+    if res.gpu:
+        warnings.append(
+            f"Rule {rule}: interLink's HTCondor plugin does not request GPUs; "
+            "gpu is passed as a pod limit only."
+        )
+    return warnings

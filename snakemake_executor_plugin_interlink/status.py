@@ -1,0 +1,206 @@
+"""Pod -> the job's fate, with a reason a person understands (pure).
+
+The virtual kubelet writes Pending, Running, Succeeded, or Failed; it overwrites a
+container's `terminated.reason` with `Completed` or `Error: <code>`, so the plugin's own
+reason (Slurm TIMEOUT, OUT_OF_MEMORY, sbatch's error) survives only in `message`.
+Submission failures are phase Failed with reason `ProviderFailed`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+JOB_ID_ANNOTATION = "JobID"  # written by interLink's virtual kubelet
+
+
+class State(enum.Enum):
+    WAITING = "waiting"  # created, not running yet (unscheduled or queued at the site)
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (State.SUCCEEDED, State.FAILED)
+
+
+@dataclass(frozen=True)
+class PodStatus:
+    state: State
+    reason: str = ""  # why it failed, or why it still waits
+    exit_code: int | None = None
+    node: str | None = None
+    remote_job_id: str | None = None
+    created: datetime | None = None
+    scheduled: datetime | None = None
+    started: datetime | None = None
+    finished: datetime | None = None
+
+
+_IMAGE_ERRORS_FATAL = {"InvalidImageName", "ErrImageNeverPull"}
+_WAITING_REASONS = {"ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError"}
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def classify_pod(
+    pod: dict[str, Any],
+    now: datetime | None = None,
+    unschedulable_timeout: float = 0,
+    pending_timeout: float = 0,
+) -> PodStatus:
+    """The state of a job from its pod; timeouts of 0 mean wait forever."""
+    now = now or datetime.now(UTC)
+    meta, status = pod.get("metadata", {}), pod.get("status") or {}
+    phase = status.get("phase", "Pending")
+    containers = status.get("containerStatuses") or []
+    node = pod.get("spec", {}).get("nodeName")
+    scheduled = _condition_time(status, "PodScheduled")
+    terminated = [c["state"]["terminated"] for c in containers if _terminated(c)]
+    started = _started(containers)
+    times = {
+        "node": node,
+        "remote_job_id": (meta.get("annotations") or {}).get(JOB_ID_ANNOTATION),
+        "created": parse_time(meta.get("creationTimestamp")),
+        "scheduled": scheduled,
+        "started": started,
+        "finished": max(
+            (t for t in (parse_time(x.get("finishedAt")) for x in terminated) if t),
+            default=None,
+        ),
+    }
+
+    if phase == "Succeeded":
+        return PodStatus(State.SUCCEEDED, exit_code=0, **times)
+    if phase == "Failed":
+        reason, code = failure_reason(status, terminated)
+        return PodStatus(State.FAILED, reason, exit_code=code, **times)
+    if meta.get("deletionTimestamp"):
+        return PodStatus(
+            State.FAILED,
+            "the pod was deleted outside Snakemake (kubectl delete, an eviction or a "
+            "node drain) before the job finished",
+            **times,
+        )
+    if phase == "Running":
+        return PodStatus(State.RUNNING, **times)
+
+    # Pending (or Unknown): not scheduled yet, or queued at the site.
+    waiting = _waiting_reason(containers)
+    if waiting and waiting[0] in _IMAGE_ERRORS_FATAL:
+        return PodStatus(
+            State.FAILED, f"image error {waiting[0]}: {waiting[1]}", **times
+        )
+    created = times["created"] or now
+    if not node:
+        message = _unschedulable_message(status)
+        reason = f"unschedulable: {message}" if message else "not scheduled yet"
+        if (
+            unschedulable_timeout
+            and (now - created).total_seconds() > unschedulable_timeout
+        ):
+            return PodStatus(
+                State.FAILED,
+                f"no virtual node accepted the pod within {unschedulable_timeout:g} s "
+                f"(--interlink-unschedulable-timeout): {message or 'not scheduled'}",
+                **times,
+            )
+        return PodStatus(State.WAITING, reason, **times)
+    reason = f"{waiting[0]}: {waiting[1]}" if waiting else f"queued on {node}"
+    if phase == "Unknown":
+        reason = f"status unknown: node {node} lost contact"
+    since = scheduled or created
+    if pending_timeout and (now - since).total_seconds() > pending_timeout:
+        return PodStatus(
+            State.FAILED,
+            f"pending on node {node} for more than {pending_timeout:g} s "
+            f"(--interlink-pending-timeout); last state: {reason}. If the node is "
+            "NotReady, its interLink service or batch system is down.",
+            **times,
+        )
+    return PodStatus(State.WAITING, reason, **times)
+
+
+def failure_reason(
+    status: dict[str, Any], terminated: list[dict[str, Any]]
+) -> tuple[str, int | None]:
+    """A failed pod's cause in words, and the job's exit code when there is one."""
+    pod_reason = status.get("reason") or ""
+    messages = [t.get("message") for t in terminated if t.get("message")]
+    message = status.get("message") or (messages[0] if messages else "")
+    codes = [t.get("exitCode") for t in terminated if t.get("exitCode")]
+    code = codes[0] if codes else None
+    if pod_reason == "ProviderFailed":
+        return f"interLink could not submit the job: {message or 'no message'}", code
+    if pod_reason == "CFGMaps/Secrets not found":
+        return (
+            "the virtual node did not find the Secret or ConfigMaps the pod needs "
+            f"({message or pod_reason}); was the run's Secret deleted?",
+            code,
+        )
+    if pod_reason == "Evicted":
+        return f"the pod was evicted: {message or 'no message'}", code
+    text = " ".join([message, *(t.get("reason") or "" for t in terminated)])
+    if (
+        "OOMKilled" in text
+        or "OUT_OF_MEMORY" in text
+        or "out of memory" in text.lower()
+    ):
+        return (
+            "out of memory: the job exceeded its memory limit (raise mem_mb)"
+            + (f"; {message}" if message else ""),
+            code,
+        )
+    if "TIMEOUT" in text or "time limit" in text.lower():
+        return (
+            "the batch system's time limit was reached (raise runtime)"
+            + (f"; {message}" if message else ""),
+            code,
+        )
+    if code is not None:
+        return f"exit code {code}" + (f": {message}" if message else ""), code
+    detail = ": ".join(p for p in (pod_reason, message) if p)
+    return f"the pod failed ({detail or 'no reason given'})", code
+
+
+def _terminated(container: dict[str, Any]) -> bool:
+    return bool((container.get("state") or {}).get("terminated"))
+
+
+def _started(containers: list[dict[str, Any]]) -> datetime | None:
+    times = []
+    for c in containers:
+        state = c.get("state") or {}
+        for key in ("running", "terminated"):
+            if state.get(key) and state[key].get("startedAt"):
+                times.append(parse_time(state[key]["startedAt"]))
+    return min(times, default=None)
+
+
+def _condition_time(status: dict[str, Any], kind: str) -> datetime | None:
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == kind and cond.get("status") == "True":
+            return parse_time(cond.get("lastTransitionTime"))
+    return None
+
+
+def _unschedulable_message(status: dict[str, Any]) -> str:
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            return cond.get("message") or cond.get("reason") or ""
+    return ""
+
+
+def _waiting_reason(containers: list[dict[str, Any]]) -> tuple[str, str] | None:
+    for c in containers:
+        waiting = (c.get("state") or {}).get("waiting")
+        if waiting and waiting.get("reason") in _IMAGE_ERRORS_FATAL | _WAITING_REASONS:
+            return waiting["reason"], waiting.get("message") or ""
+    return None
