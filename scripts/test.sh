@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The test command: sets up everything on a fresh machine (Debian packages, the Python
+# environment, the testbed), runs lint, unit and end-to-end tests, prints the testbed's
+# logs when something fails, and stops the testbed unless KEEP_TESTBED=1.
+#   scripts/test.sh [extra pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=$(scripts/bootstrap.sh)
+export PATH="$PWD/.venv/bin:$PATH"
+
+echo "== lint"
+ruff check .
+ruff format --check .
+
+echo "== unit tests"
+"$PY" -m pytest -q -p no:cacheprovider tests testbed/tests -m "not e2e" "$@"
+
+echo "== testbed"
+testbed/up.sh
+status=0
+"$PY" -m pytest -v -p no:cacheprovider tests/e2e testbed/tests -m e2e \
+  --durations=15 "$@" || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "== end-to-end tests failed; testbed logs:"
+  testbed/logs.sh || true
+fi
+[ "${KEEP_TESTBED:-0}" = 1 ] || testbed/down.sh
+exit "$status"

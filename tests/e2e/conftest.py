@@ -1,0 +1,206 @@
+"""End-to-end fixtures: the running testbed (testbed/up.sh), never mocks.
+
+Every test here runs the executor with the testbed's *executor* kubeconfig, whose user
+holds only the namespaced Role of docs/setup.md, so the tests prove that Role suffices.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from snakemake_executor_plugin_interlink.kube import KubeClient, load_access
+
+REPO = Path(__file__).resolve().parents[2]
+STATE = Path(os.environ.get("INTERLINK_TESTBED_STATE", "/tmp/interlink-testbed"))
+MANAGED = "app.kubernetes.io/managed-by=snakemake"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+def read_env(path: Path) -> dict[str, str]:
+    env = {}
+    for line in path.read_text().splitlines():
+        line = line.strip().removeprefix("export ")
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key] = shlex.split(value)[0] if value else ""
+    return env
+
+
+class Testbed:
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.namespace = env["TESTBED_NAMESPACE"]
+        self.executor_kubeconfig = env["TESTBED_EXECUTOR_KUBECONFIG"]
+        self.admin_kubeconfig = env["TESTBED_ADMIN_KUBECONFIG"]
+        self.node = env["TESTBED_NODE"]
+        self.logs = Path(env.get("TESTBED_LOGS", STATE / "logs"))
+        self.admin = KubeClient(load_access(kubeconfig=Path(self.admin_kubeconfig)))
+
+    def pods(self, selector: str = MANAGED) -> list[dict]:
+        return self.admin.list_pods(self.namespace, selector)[0]
+
+    def secrets(self, selector: str = MANAGED) -> list[dict]:
+        answer = self.admin.request(
+            "GET",
+            f"/api/v1/namespaces/{self.namespace}/secrets",
+            params={"labelSelector": selector},
+        )
+        return answer["items"]
+
+    def slurm_jobs(self) -> list[str]:
+        out = subprocess.run(
+            ["squeue", "-h", "-o", "%i %j %T"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return [line for line in out.splitlines() if line.strip()]
+
+    def executor_args(self) -> list[str]:
+        return [
+            "--executor",
+            "interlink",
+            "--interlink-kubeconfig",
+            self.executor_kubeconfig,
+            "--interlink-namespace",
+            self.namespace,
+            "--interlink-status-interval",
+            "0.5",
+        ]
+
+    def snakemake(
+        self,
+        workdir: Path,
+        *args: str,
+        timeout: float = 600,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess:
+        cmd = [
+            sys.executable,
+            "-m",
+            "snakemake",
+            *self.executor_args(),
+            "--jobs",
+            "20",
+            "--latency-wait",
+            "5",
+            *args,
+        ]
+        done = subprocess.run(
+            cmd,
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+        )
+        print(done.stdout[-5000:], done.stderr[-20000:], sep="\n")
+        return done
+
+    def start_snakemake(
+        self, workdir: Path, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
+        cmd = [
+            sys.executable,
+            "-m",
+            "snakemake",
+            *self.executor_args(),
+            "--jobs",
+            "20",
+            *args,
+        ]
+        return subprocess.Popen(
+            cmd,
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+
+    def cleanup(self) -> None:
+        self.admin.delete_pods(self.namespace, MANAGED)
+        for secret in self.secrets():
+            self.admin.delete_secret(self.namespace, secret["metadata"]["name"])
+        wait_until(lambda: not self.pods(), timeout=60)
+        subprocess.run(["scancel", "--user", "root"], check=False)
+
+
+def wait_until(predicate, timeout: float = 60, interval: float = 0.25) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+@pytest.fixture(scope="session")
+def testbed() -> Iterator[Testbed]:
+    env_file = STATE / "env"
+    if not env_file.exists():
+        pytest.fail(
+            f"the testbed is not running ({env_file} missing): run testbed/up.sh"
+        )
+    bed = Testbed(read_env(env_file))
+    bed.cleanup()
+    yield bed
+    bed.admin.close()
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind(request, testbed: Testbed):
+    """Every end-to-end test must leave no pod, Secret or Slurm job of its runs."""
+    yield
+    if request.node.get_closest_marker("keeps_pods"):
+        testbed.cleanup()
+        return
+    settled = wait_until(
+        lambda: not testbed.pods() and not testbed.secrets(), timeout=30
+    )
+    pods = [p["metadata"]["name"] for p in testbed.pods()]
+    secrets = [s["metadata"]["name"] for s in testbed.secrets()]
+    slurm = testbed.slurm_jobs()
+    testbed.cleanup()
+    assert settled and not pods and not secrets, f"left behind: {pods} {secrets}"
+    assert not slurm, f"Slurm jobs left behind: {slurm}"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A working directory under /tmp, which the virtual node binds like a shared FS."""
+    return tmp_path
+
+
+def copy_example(name: str, dest: Path) -> Path:
+    target = dest / name
+    shutil.copytree(
+        REPO / "examples" / name,
+        target,
+        ignore=shutil.ignore_patterns(".snakemake", "results"),
+    )
+    return target
+
+
+def interrupt(
+    proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 120
+) -> str:
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=timeout)
+    print(out[-10000:])
+    return out

@@ -1,0 +1,189 @@
+"""Real workflows through the whole chain: Snakemake -> kube-apiserver -> virtual node
+-> Slurm, and back."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Optional
+
+import pytest
+from snakemake.common.tests import TestWorkflowsLocalStorageBase
+
+from snakemake_executor_plugin_interlink.settings import ExecutorSettings
+
+from .conftest import (
+    REPO,
+    STATE,
+    Testbed,
+    copy_example,
+    interrupt,
+    read_env,
+    wait_until,
+)
+
+EXAMPLES_SHARED_FS = sorted(
+    p.parent.name
+    for p in (REPO / "examples").glob("*/Snakefile")
+    if not (p.parent / "needs").exists()
+)
+
+
+class TestSnakemakeSuite(TestWorkflowsLocalStorageBase):
+    """Snakemake's own plugin test suite (simple and group workflows), shared FS."""
+
+    __test__ = True
+
+    def get_executor(self) -> str:
+        return "interlink"
+
+    def get_executor_settings(self) -> Optional[ExecutorSettings]:
+        env = read_env(STATE / "env")
+        return ExecutorSettings(
+            kubeconfig=Path(env["TESTBED_EXECUTOR_KUBECONFIG"]),
+            namespace=env["TESTBED_NAMESPACE"],
+            status_interval=0.5,
+        )
+
+
+@pytest.mark.parametrize("example", EXAMPLES_SHARED_FS)
+def test_example(testbed: Testbed, tmp_path: Path, example: str):
+    workdir = copy_example(example, tmp_path)
+    done = testbed.snakemake(workdir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    again = testbed.snakemake(workdir, "--dry-run")
+    assert "Nothing to be done" in again.stdout + again.stderr
+    logs = list((workdir / ".snakemake" / "interlink_logs").rglob("*.log"))
+    assert logs, "no job log was stored"
+
+
+def test_hello_runs_on_slurm_with_the_rules_resources(testbed: Testbed, tmp_path: Path):
+    workdir = copy_example("hello", tmp_path)
+    done = testbed.snakemake(workdir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = (workdir / "results" / "summary.txt").read_text().splitlines()
+    assert len(summary) == 3
+    for line in summary:
+        # threads: 2 became the cpu limit, which became --cpus-per-task=2
+        assert re.search(r"Slurm job \d+, 2 CPUs", line), line
+    log = workdir / ".snakemake/interlink_logs/greet/sample=alpha"
+    assert list(log.glob("*.log")), (
+        "the greet job's log is stored by rule and wildcards"
+    )
+
+
+def write(workdir: Path, snakefile: str) -> Path:
+    (workdir / "Snakefile").write_text(snakefile)
+    return workdir
+
+
+def test_failing_rule_reports_exit_code_and_log_tail_and_retries(
+    testbed: Testbed, workdir: Path
+):
+    write(
+        workdir,
+        """
+rule fail:
+    output: "never.txt"
+    shell: "echo this-job-says-goodbye; exit 3"
+""",
+    )
+    done = testbed.snakemake(workdir, "--retries", "1")
+    assert done.returncode != 0
+    out = done.stderr
+    assert "exit code 3" in out
+    assert "this-job-says-goodbye" in out, "the log tail is part of the error"
+    attempts = set(re.findall(r"pod (snakejob-\w+-\d+-(\d+))\) failed", out))
+    assert {a for _, a in attempts} == {"1", "2"}, "--retries 1 resubmitted the job"
+    assert list((workdir / ".snakemake/interlink_logs/fail").rglob("*.log"))
+
+
+def test_runtime_exceeded_gets_the_time_limit_reason(testbed: Testbed, workdir: Path):
+    write(
+        workdir,
+        """
+rule slow:
+    output: "slow.txt"
+    resources: runtime=1
+    shell: "sleep 300; touch {output}"
+""",
+    )
+    done = testbed.snakemake(workdir, timeout=400)
+    assert done.returncode != 0
+    assert "time limit" in done.stderr and "raise runtime" in done.stderr
+
+
+def test_unknown_partition_fails_fast_with_slurms_message(
+    testbed: Testbed, workdir: Path
+):
+    write(
+        workdir,
+        """
+rule p:
+    output: "p.txt"
+    resources: slurm_partition="nosuchpartition"
+    shell: "touch {output}"
+""",
+    )
+    done = testbed.snakemake(workdir, timeout=120)
+    assert done.returncode != 0
+    assert "interLink could not submit the job" in done.stderr
+    assert "invalid partition" in done.stderr.lower()
+
+
+def test_pod_deleted_with_kubectl_fails_the_job_clearly(
+    testbed: Testbed, workdir: Path
+):
+    write(
+        workdir,
+        """
+rule sleepy:
+    output: "s.txt"
+    shell: "sleep 120; touch {output}"
+""",
+    )
+    proc = testbed.start_snakemake(workdir)
+    try:
+        assert wait_until(
+            lambda: any(
+                (p.get("status") or {}).get("phase") == "Running"
+                for p in testbed.pods()
+            ),
+            timeout=60,
+        )
+        (pod,) = testbed.pods()
+        testbed.admin.delete_pod(testbed.namespace, pod["metadata"]["name"])
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    print(out)
+    assert proc.returncode != 0
+    assert "deleted outside Snakemake" in out
+
+
+def test_sigint_mid_run_leaves_nothing_behind(testbed: Testbed, workdir: Path):
+    write(
+        workdir,
+        """
+rule all:
+    input: expand("out/{i}.txt", i=range(6))
+rule sleepy:
+    output: "out/{i}.txt"
+    shell: "sleep 300; touch {output}"
+""",
+    )
+    proc = testbed.start_snakemake(workdir, "--envvars", "HOME")
+    assert wait_until(
+        lambda: (
+            sum(
+                (p.get("status") or {}).get("phase") == "Running"
+                for p in testbed.pods()
+            )
+            >= 2
+        ),
+        timeout=90,
+    )
+    assert testbed.secrets(), "the run's Secret exists while it runs"
+    interrupt(proc)
+    assert not testbed.pods() and not testbed.secrets()
+    assert wait_until(lambda: not testbed.slurm_jobs(), timeout=30)

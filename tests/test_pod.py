@@ -1,0 +1,174 @@
+"""Job -> pod manifest: interLink's contract, names and labels for hostile inputs."""
+
+import json
+import re
+
+import pytest
+
+from snakemake_executor_plugin_interlink.pod import (
+    JobSpec,
+    RunContext,
+    job_script,
+    label_value,
+    pod_for_job,
+    pod_name,
+)
+from snakemake_executor_plugin_interlink.settings import CheckedSettings, Toleration
+
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+HOSTILE = [
+    "align",
+    "ünïcödé_rule",
+    "with spaces and / slashes",
+    "quotes'\"`$(rm -rf /)",
+    "x" * 200,
+    "-leading-and-trailing-",
+    "日本語",
+    "",
+]
+
+
+def spec(**kw):
+    base = dict(
+        jobid=7,
+        rule="align",
+        attempt=1,
+        threads=2,
+        resources={"mem_mb": 2000, "runtime": 30},
+        command="python -m snakemake",
+    )
+    return JobSpec(**{**base, **kw})
+
+
+def test_pod_honours_the_interlink_contract(settings, run):
+    manifest, _ = pod_for_job(spec(), settings, run)
+    pod = manifest["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["nodeSelector"] == {"virtual-node.interlink/type": "virtual-kubelet"}
+    assert {"key": "virtual-node.interlink/no-schedule", "operator": "Exists"} in pod[
+        "tolerations"
+    ]
+    (container,) = pod["containers"]
+    assert "ports" not in container
+    assert container["resources"]["limits"] == {"cpu": "2", "memory": "2000Mi"}
+    assert manifest["metadata"]["annotations"]["slurm-job.vk.io/flags"] == "--time=30"
+
+
+def test_environment_only_through_the_run_secret(settings, run):
+    manifest, _ = pod_for_job(spec(), settings, run)
+    env = manifest["spec"]["containers"][0]["env"]
+    assert env == [
+        {"name": n, "valueFrom": {"secretKeyRef": {"name": run.secret_name, "key": n}}}
+        for n in ("AWS_SECRET", "TOKEN")
+    ]
+    assert all("value" not in e for e in env)
+
+
+def test_shared_fs_binds_the_workdir_at_the_same_path_and_cds(settings, run):
+    manifest, _ = pod_for_job(spec(), settings, run)
+    pod = manifest["spec"]
+    assert pod["volumes"] == [
+        {"name": "workdir", "hostPath": {"path": run.workdir, "type": "Directory"}}
+    ]
+    assert pod["containers"][0]["volumeMounts"] == [
+        {"name": "workdir", "mountPath": run.workdir}
+    ]
+    script = pod["containers"][0]["command"][2]
+    assert script.splitlines()[0] == "cd '/data/project one' || exit 1"
+    assert script.splitlines()[-1] == "python -m snakemake"
+
+
+def test_object_storage_mode_uses_a_scratch_dir_and_no_workdir_bind(settings, run):
+    obj = RunContext(
+        **{
+            **run.__dict__,
+            "shared_fs": False,
+            "storage_plugin_packages": ("snakemake-storage-plugin-s3",),
+        }
+    )
+    manifest, _ = pod_for_job(spec(), CheckedSettings(binds=("/cvmfs",)), obj)
+    pod = manifest["spec"]
+    assert [v["hostPath"]["path"] for v in pod["volumes"]] == ["/cvmfs"]
+    script = pod["containers"][0]["command"][2]
+    assert "mktemp -d" in script and run.workdir not in script
+    assert (
+        "pip install --quiet --target .snakemake/pip-deployments snakemake-storage-plugin-s3"
+        in script
+    )
+
+
+def test_node_by_name_and_extra_placement(run):
+    settings = CheckedSettings(
+        node="vk-slurm",
+        node_selector={"site": "cnaf"},
+        tolerations=(Toleration(key="gpu", operator="Exists", effect="NoSchedule"),),
+        labels={"team": "bio"},
+        image_pull_secrets=("regcred",),
+        service_account="runner",
+        image="ghcr.io/site/img:1",
+    )
+    manifest, _ = pod_for_job(spec(), settings, run)
+    pod = manifest["spec"]
+    assert pod["nodeSelector"] == {"site": "cnaf", "kubernetes.io/hostname": "vk-slurm"}
+    assert {"key": "gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
+        "tolerations"
+    ]
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert pod["serviceAccountName"] == "runner"
+    assert pod["containers"][0]["image"] == "ghcr.io/site/img:1"
+    assert manifest["metadata"]["labels"]["team"] == "bio"
+
+
+def test_per_rule_node_and_image_win(settings, run):
+    manifest, _ = pod_for_job(
+        spec(resources={"interlink_node": "vk-condor", "interlink_image": "img:2"}),
+        settings,
+        run,
+    )
+    assert manifest["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "vk-condor"}
+    assert manifest["spec"]["containers"][0]["image"] == "img:2"
+
+
+def test_image_defaults_to_snakemakes_container_image(settings, run):
+    manifest, _ = pod_for_job(spec(), settings, run)
+    assert manifest["spec"]["containers"][0]["image"] == run.image
+
+
+@pytest.mark.parametrize("rule", HOSTILE)
+def test_labels_valid_for_any_rule_name(settings, run, rule):
+    wildcards = {"sample": rule, "n": "1"}
+    manifest, _ = pod_for_job(
+        spec(rule=rule or "r", wildcards=wildcards), settings, run
+    )
+    meta = manifest["metadata"]
+    assert DNS_LABEL.match(meta["name"]) and len(meta["name"]) <= 63
+    for value in meta["labels"].values():
+        assert LABEL_VALUE.match(value) and len(value) <= 63, value
+    assert meta["annotations"]["interlink.snakemake.io/rule"] == (rule or "r")
+    assert (
+        json.loads(meta["annotations"]["interlink.snakemake.io/wildcards"]) == wildcards
+    )
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_label_value(text):
+    value = label_value(text)
+    assert LABEL_VALUE.match(value) and len(value) <= 63
+
+
+def test_label_values_of_different_texts_differ():
+    assert label_value("a b") != label_value("a_b")
+    assert label_value("x" * 64) != label_value("x" * 65)
+
+
+def test_pod_names_are_short_and_unique_per_attempt():
+    assert pod_name("0123abcd-ffff", 12345678, 1) == "snakejob-0123abcd-12345678-1"
+    assert pod_name("0123abcd-ffff", 1, 1) != pod_name("0123abcd-ffff", 1, 2)
+
+
+def test_scripts_quote_the_workdir(run):
+    script = job_script("true", run, "/tmp/it's here")
+    assert script.splitlines()[0] == "cd '/tmp/it'\"'\"'s here' || exit 1"

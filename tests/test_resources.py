@@ -1,0 +1,223 @@
+"""Rule resources -> limits, requests, Slurm flags: every mapping and every refusal."""
+
+import shlex
+
+import pytest
+from snakemake_interface_common.exceptions import WorkflowError
+
+from snakemake_executor_plugin_interlink.resources import (
+    SLURM_FLAGS,
+    parse_minutes,
+    pod_resources,
+)
+from snakemake_executor_plugin_interlink.settings import CheckedSettings, RequestPolicy
+
+
+def build(resources=None, threads=1, **settings):
+    return pod_resources("align", threads, resources or {}, CheckedSettings(**settings))
+
+
+def flags(resources, **settings):
+    return build(resources, **settings).annotations.get(SLURM_FLAGS)
+
+
+@pytest.mark.parametrize(
+    ("threads", "resources", "limits"),
+    [
+        (1, {}, {"cpu": "1", "memory": "1024Mi"}),
+        (4, {"mem_mb": 8000}, {"cpu": "4", "memory": "8000Mi"}),
+        (4, {"cpus_per_task": 2, "mem_mb": 100}, {"cpu": "2", "memory": "100Mi"}),
+        (2, {"mem_mb_per_cpu": 1500}, {"cpu": "2", "memory": "3000Mi"}),
+        (2, {"mem_mb_per_cpu": 1500, "mem_mb": 99}, {"cpu": "2", "memory": "3000Mi"}),
+        (1, {"mem_mb": 1000.4}, {"cpu": "1", "memory": "1001Mi"}),
+        (1, {"mem_mb": "2048"}, {"cpu": "1", "memory": "2048Mi"}),
+        (1, {"gpu": 2}, {"cpu": "1", "memory": "1024Mi", "nvidia.com/gpu": "2"}),
+        (
+            1,
+            {"gres": "gpu:a100:3"},
+            {"cpu": "1", "memory": "1024Mi", "nvidia.com/gpu": "3"},
+        ),
+        (1, {"gres": "fpga:1"}, {"cpu": "1", "memory": "1024Mi"}),
+    ],
+)
+def test_limits_are_always_set(threads, resources, limits):
+    assert build(resources, threads).limits == limits
+
+
+def test_gpu_resource_name_is_a_setting():
+    res = build({"gpu": 1}, gpu_resource="amd.com/gpu")
+    assert res.limits["amd.com/gpu"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        (RequestPolicy(fraction=0.1), {"cpu": "400m", "memory": "800Mi"}),
+        (RequestPolicy(fraction=1.0), {"cpu": "4000m", "memory": "8000Mi"}),
+        (RequestPolicy(fraction=0.0001), {"cpu": "1m", "memory": "1Mi"}),
+        (
+            RequestPolicy(fixed={"cpu": "100m", "memory": "64Mi"}),
+            {"cpu": "100m", "memory": "64Mi"},
+        ),
+        # a fixed request above the limit would be rejected: capped at the limit
+        (
+            RequestPolicy(fixed={"cpu": "16", "memory": "1Ti"}),
+            {"cpu": "4", "memory": "8000Mi"},
+        ),
+    ],
+)
+def test_requests_follow_the_policy(policy, expected):
+    assert build({"mem_mb": 8000}, threads=4, requests=policy).requests == expected
+
+
+def test_htcondor_requests_whole_cpus_equal_to_limits():
+    res = build({"mem_mb": 3000}, threads=3, flavour="htcondor")
+    assert res.requests == {"cpu": "3", "memory": "3000Mi"}
+    assert SLURM_FLAGS not in res.annotations
+
+
+def test_htcondor_warns_about_slurm_only_resources_and_walltime():
+    res = build({"slurm_partition": "gpu", "runtime": 120}, flavour="htcondor")
+    text = " ".join(res.warnings)
+    assert "slurm_partition" in text and "60 min" in text
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ({}, None),
+        ({"runtime": 90}, "--time=90"),
+        ({"runtime": "1h30m"}, "--time=90"),
+        ({"runtime": 0.5}, "--time=1"),
+        ({"slurm_partition": "gpu"}, "--partition=gpu"),
+        ({"slurm_account": "proj-1"}, "--account=proj-1"),
+        ({"qos": "long"}, "--qos=long"),
+        ({"constraint": "haswell&ib"}, "--constraint='haswell&ib'"),
+        ({"tasks": 4}, "--ntasks=4"),
+        ({"nodes": 2}, "--nodes=2"),
+        ({"gres": "gpu:a100:2"}, "--gres=gpu:a100:2"),
+        ({"gpu": 2}, "--gres=gpu:2"),
+        ({"gpu": 1, "gpu_model": "h100"}, "--gres=gpu:h100:1"),
+        ({"slurm_extra": "--exclusive --mail-type=END"}, "--exclusive --mail-type=END"),
+        (
+            {"runtime": 10, "slurm_partition": "p", "slurm_extra": "--exclusive"},
+            "--time=10 --partition=p --exclusive",
+        ),
+    ],
+)
+def test_slurm_flags_match_the_slurm_plugin(resources, expected):
+    assert flags(resources) == expected
+
+
+def test_site_flags_come_first_so_rule_flags_win():
+    """interLink: later duplicates of a flag win."""
+    got = flags(
+        {"slurm_partition": "rule"}, annotations={SLURM_FLAGS: "--partition=site"}
+    )
+    assert got == "--partition=site --partition=rule"
+
+
+def test_rule_annotations_are_merged_and_their_flags_appended():
+    res = build(
+        {
+            "runtime": 5,
+            "interlink_annotations": '{"slurm-job.vk.io/pre-exec": "module load x", '
+            '"slurm-job.vk.io/flags": "--exclusive"}',
+        }
+    )
+    assert res.annotations["slurm-job.vk.io/pre-exec"] == "module load x"
+    assert res.annotations[SLURM_FLAGS] == "--time=5 --exclusive"
+
+
+def test_flag_values_are_shell_words():
+    got = flags({"constraint": "a b'c"})
+    assert shlex.split(got) == ["--constraint=a b'c"]
+
+
+def test_per_rule_image_node_and_flavour():
+    res = build(
+        {
+            "interlink_image": "ghcr.io/x/y:1",
+            "interlink_node": "vk-condor",
+            "interlink_flavour": "htcondor",
+        }
+    )
+    assert (res.image, res.node, res.flavour) == (
+        "ghcr.io/x/y:1",
+        "vk-condor",
+        "htcondor",
+    )
+
+
+@pytest.mark.parametrize(
+    ("resources", "threads", "words"),
+    [
+        ({"mem_mb": -5}, 1, ["align", "mem_mb=-5"]),
+        ({"mem_mb": 0}, 1, ["mem_mb=0"]),
+        ({"mem_mb": "lots"}, 1, ["mem_mb='lots'", "not a number"]),
+        ({"mem_mb": True}, 1, ["mem_mb=True"]),
+        ({"cpus_per_task": 1.5}, 1, ["cpus_per_task=1.5", "whole number"]),
+        ({"runtime": "soon"}, 1, ["runtime='soon'", "not a duration"]),
+        ({"runtime": -1}, 1, ["runtime=-1"]),
+        ({"gpu": -1}, 1, ["gpu=-1"]),
+        ({"gres": "gpu"}, 1, ["gres='gpu'"]),
+        ({"slurm_partition": "a b"}, 1, ["slurm_partition='a b'"]),
+        ({"tasks": 0}, 1, ["tasks=0"]),
+        ({"interlink_flavour": "pbs"}, 1, ["interlink_flavour='pbs'"]),
+        ({}, 0, ["threads=0"]),
+    ],
+)
+def test_invalid_resources_name_rule_and_resource(resources, threads, words):
+    with pytest.raises(WorkflowError) as info:
+        build(resources, threads)
+    for word in words:
+        assert word in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("resources", "words"),
+    [
+        ({"gpu_model": "a100"}, ["gpu_model", "gpu=<N>"]),
+        ({"gpu": 1, "gres": "gpu:2"}, ["contradicts"]),
+        ({"slurm_extra": "--mem=4G"}, ["--mem", "mem_mb"]),
+        ({"slurm_extra": "-c 4"}, ["-c", "cpus_per_task"]),
+        ({"slurm_extra": "--job-name=x"}, ["--job-name", "executor sets it"]),
+        ({"slurm_extra": "--comment 'unclosed"}, ["quotes"]),
+        ({"interlink_annotations": "not json"}, ["JSON object"]),
+        ({"interlink_annotations": '{"a": 1}'}, ["strings"]),
+        ({"interlink_annotations": '{"bad key": "x"}'}, ["not a valid annotation key"]),
+    ],
+)
+def test_refusals_say_what_to_do(resources, words):
+    with pytest.raises(WorkflowError) as info:
+        build(resources)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_gpu_without_resource_name_is_refused():
+    with pytest.raises(WorkflowError, match="gpu-resource"):
+        build({"gpu": 1}, gpu_resource="")
+
+
+def test_unknown_resources_are_ignored():
+    assert build({"disk_mb": 1000, "tmpdir": "/tmp", "_cores": 1}).limits["cpu"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("value", "minutes"),
+    [
+        (90, 90),
+        ("90", 90),
+        ("2h", 120),
+        ("1h30m", 90),
+        ("1d", 1440),
+        ("45s", 0.75),
+        ("01:30:00", 90),
+        ("2-00:00:00", 2880),
+        ("10:00", 10),
+        (1.5, 1.5),
+    ],
+)
+def test_durations(value, minutes):
+    assert parse_minutes(value) == pytest.approx(minutes)

@@ -1,0 +1,241 @@
+"""Pod -> job fate: one row per status the virtual kubelet can write."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from snakemake_executor_plugin_interlink.status import State, classify_pod
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def ts(seconds_ago: float) -> str:
+    return (NOW - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pod(
+    phase="Pending",
+    node="vk-slurm",
+    created=10,
+    reason=None,
+    message=None,
+    containers=None,
+    conditions=None,
+    deleting=False,
+    annotations=None,
+):
+    status = {"phase": phase}
+    if reason:
+        status["reason"] = reason
+    if message:
+        status["message"] = message
+    if containers is not None:
+        status["containerStatuses"] = containers
+    if conditions is not None:
+        status["conditions"] = conditions
+    meta = {
+        "name": "p",
+        "creationTimestamp": ts(created),
+        "annotations": annotations or {},
+    }
+    if deleting:
+        meta["deletionTimestamp"] = ts(0)
+    return {"metadata": meta, "spec": {"nodeName": node}, "status": status}
+
+
+def terminated(code, reason=None, message=None):
+    state = {
+        "exitCode": code,
+        "reason": reason or ("Completed" if code == 0 else f"Error: {code}"),
+        "startedAt": ts(60),
+        "finishedAt": ts(5),
+    }
+    if message:
+        state["message"] = message
+    return [{"name": "snakejob", "state": {"terminated": state}}]
+
+
+UNSCHEDULABLE = [
+    {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": "0/1 nodes are available: 1 node(s) had taint {node.kubernetes.io/not-ready: }",
+    }
+]
+
+
+@pytest.mark.parametrize(
+    ("manifest", "kwargs", "state", "words"),
+    [
+        (pod("Succeeded", containers=terminated(0)), {}, State.SUCCEEDED, []),
+        (
+            pod(
+                "Running",
+                containers=[
+                    {"name": "snakejob", "state": {"running": {"startedAt": ts(3)}}}
+                ],
+            ),
+            {},
+            State.RUNNING,
+            [],
+        ),
+        (pod(), {}, State.WAITING, ["queued on vk-slurm"]),
+        (pod("Failed", containers=terminated(3)), {}, State.FAILED, ["exit code 3"]),
+        (
+            pod(
+                "Failed",
+                containers=terminated(137, message="Slurm job 12 OUT_OF_MEMORY"),
+            ),
+            {},
+            State.FAILED,
+            ["out of memory", "mem_mb"],
+        ),
+        (
+            pod("Failed", containers=terminated(0, "OOMKilled")),
+            {},
+            State.FAILED,
+            ["out of memory"],
+        ),
+        (
+            pod(
+                "Failed",
+                containers=terminated(
+                    15, message="Slurm job 9 TIMEOUT: time limit reached"
+                ),
+            ),
+            {},
+            State.FAILED,
+            ["time limit", "runtime", "Slurm job 9"],
+        ),
+        (
+            pod(
+                "Failed",
+                reason="ProviderFailed",
+                message="sbatch: error: invalid partition specified: nope",
+                containers=terminated(1),
+            ),
+            {},
+            State.FAILED,
+            ["interLink could not submit", "invalid partition specified: nope"],
+        ),
+        (
+            pod("Failed", reason="CFGMaps/Secrets not found"),
+            {},
+            State.FAILED,
+            ["Secret", "ConfigMaps"],
+        ),
+        (
+            pod("Failed", reason="Evicted", message="node low on resources"),
+            {},
+            State.FAILED,
+            ["evicted", "low on resources"],
+        ),
+        (pod("Failed"), {}, State.FAILED, ["no reason given"]),
+        (
+            pod("Running", deleting=True),
+            {},
+            State.FAILED,
+            ["deleted outside Snakemake"],
+        ),
+        (
+            pod(node=None, conditions=UNSCHEDULABLE),
+            {"unschedulable_timeout": 600},
+            State.WAITING,
+            ["unschedulable", "not-ready"],
+        ),
+        (
+            pod(node=None, created=700, conditions=UNSCHEDULABLE),
+            {"unschedulable_timeout": 600},
+            State.FAILED,
+            [
+                "no virtual node accepted",
+                "--interlink-unschedulable-timeout",
+                "not-ready",
+            ],
+        ),
+        (
+            pod(node=None, created=10**6, conditions=UNSCHEDULABLE),
+            {"unschedulable_timeout": 0},
+            State.WAITING,
+            ["unschedulable"],
+        ),
+        (
+            pod(created=4000),
+            {"pending_timeout": 3600},
+            State.FAILED,
+            ["pending on node vk-slurm", "--interlink-pending-timeout", "NotReady"],
+        ),
+        (pod(created=4000), {"pending_timeout": 0}, State.WAITING, ["queued"]),
+        (pod("Unknown"), {}, State.WAITING, ["lost contact"]),
+        (
+            pod(
+                containers=[
+                    {
+                        "name": "snakejob",
+                        "state": {
+                            "waiting": {
+                                "reason": "InvalidImageName",
+                                "message": "bad ref",
+                            }
+                        },
+                    }
+                ]
+            ),
+            {},
+            State.FAILED,
+            ["image error InvalidImageName", "bad ref"],
+        ),
+        (
+            pod(
+                containers=[
+                    {
+                        "name": "snakejob",
+                        "state": {
+                            "waiting": {
+                                "reason": "ImagePullBackOff",
+                                "message": "retrying",
+                            }
+                        },
+                    }
+                ]
+            ),
+            {},
+            State.WAITING,
+            ["ImagePullBackOff"],
+        ),
+    ],
+)
+def test_classification(manifest, kwargs, state, words):
+    status = classify_pod(manifest, NOW, **kwargs)
+    assert status.state == state
+    for word in words:
+        assert word in status.reason
+
+
+def test_exit_code_and_times_are_reported():
+    manifest = pod(
+        "Failed",
+        containers=terminated(3),
+        annotations={"JobID": "4242"},
+        conditions=[
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": ts(100)}
+        ],
+    )
+    status = classify_pod(manifest, NOW)
+    assert status.exit_code == 3
+    assert status.remote_job_id == "4242"
+    assert status.scheduled == NOW - timedelta(seconds=100)
+    assert status.started == NOW - timedelta(seconds=60)
+    assert status.finished == NOW - timedelta(seconds=5)
+    assert status.created == NOW - timedelta(seconds=10)
+
+
+def test_pending_timeout_counts_from_scheduling():
+    manifest = pod(
+        created=5000,
+        conditions=[
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": ts(100)}
+        ],
+    )
+    assert classify_pod(manifest, NOW, pending_timeout=3600).state == State.WAITING
