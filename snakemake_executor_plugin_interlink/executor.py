@@ -6,12 +6,14 @@ import asyncio
 import base64
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
@@ -63,6 +65,11 @@ SECRET_PERMISSIONS = (("create", "secrets", ""), ("delete", "secrets", ""))
 
 
 class Executor(RemoteExecutor):
+    def __init__(self, workflow: Any, logger: Any) -> None:
+        # the base class starts its status thread before __post_init__ has run
+        self._ready = threading.Event()
+        super().__init__(workflow, logger)
+
     def __post_init__(self) -> None:
         self.settings: CheckedSettings = self.workflow.executor_settings.checked
         try:
@@ -113,6 +120,7 @@ class Executor(RemoteExecutor):
         self._warned_rules: set[str] = set()
         self._closed = False
         self.progress = Progress(self.logger)
+        self._ready.set()
 
     # -- what jobs run as --------------------------------------------------------
 
@@ -279,6 +287,10 @@ class Executor(RemoteExecutor):
     ) -> AsyncGenerator[SubmittedJobInfo, None]:
         """Decide every job's fate from the watched view; no request per job. A job is
         either yielded (still active) or reported, never dropped."""
+        if not self._ready.is_set():
+            for info in active_jobs:
+                yield info
+            return
         now = datetime.now(UTC)
         finished: list[tuple[SubmittedJobInfo, PodStatus]] = []
         tracker_failure = self._tracker_failure()
@@ -368,14 +380,21 @@ class Executor(RemoteExecutor):
             {str(k): str(v) for k, v in spec_wildcards.items()},
             job.jobid,
         )
-        text = store_log(
-            self.kube,
-            self.namespace,
-            name,
-            path,
-            self.settings.log_tail_lines,
-            self.settings.insecure_log_backend,
-        )
+        pod = self.tracker.get(name)
+        if pod is None or not pod["spec"].get("nodeName"):
+            where = "was deleted" if pod is None else "never reached a virtual node"
+            text = f"[interlink] pod {name} {where}: there is no log to fetch\n"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        else:
+            text = store_log(
+                self.kube,
+                self.namespace,
+                name,
+                path,
+                self.settings.log_tail_lines,
+                self.settings.insecure_log_backend,
+            )
         keep = status.state == State.FAILED and self.settings.keep_failed_pods
         if keep:
             self._kept.add(name)
@@ -399,18 +418,19 @@ class Executor(RemoteExecutor):
             self.report_job_success(info)
             return
         lines = tail(text)
-        msg = f"interlink: job {info.job.jobid} (pod {name}) failed: {status.reason}."
+        msg = f"interlink: job {info.job.jobid} (pod {name}) failed: {status.reason}.\n"
         if lines:
-            msg += f"\nLast lines of its log ({path}):\n{lines}\n"
+            msg += f"Last lines of its log ({path}):\n{lines}\n"
         if name in self._kept:
-            msg += (
-                f"\nThe pod is kept: kubectl -n {self.namespace} describe pod {name}\n"
-            )
+            msg += f"The pod is kept: kubectl -n {self.namespace} describe pod {name}\n"
         self.report_job_error(info, msg=msg, aux_logs=[str(path)])
 
     async def sleep(self) -> None:
         """Wake as soon as the watched view changes, at the latest after the
         interval."""
+        if not self._ready.is_set():
+            await asyncio.sleep(0.1)
+            return
         await asyncio.to_thread(
             self.tracker.wait_for_change, self.settings.status_interval
         )
@@ -465,6 +485,6 @@ class Executor(RemoteExecutor):
                 self.logger.warning(
                     f"interlink: could not delete Secret {self.run.secret_name}: {e}"
                 )
-        self.progress.print_if_changed(force=True)
+        self.progress.print_if_changed()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.kube.close()

@@ -43,9 +43,9 @@ class Progress:
             f"{counts.get(state, 0)} {label}" for state, label in _LABELS.items()
         )
 
-    def print_if_changed(self, force: bool = False) -> None:
+    def print_if_changed(self) -> None:
         line = self.line()
-        if line != self._last_line or force:
+        if line != self._last_line:
             self._last_line = line
             if self._states:
                 self._logger.info(line)
