@@ -68,6 +68,7 @@ class Executor(RemoteExecutor):
     def __init__(self, workflow: Any, logger: Any) -> None:
         # the base class starts its status thread before __post_init__ has run
         self._ready = threading.Event()
+        self._cancelling = False
         super().__init__(workflow, logger)
 
     def __post_init__(self) -> None:
@@ -287,7 +288,8 @@ class Executor(RemoteExecutor):
     ) -> AsyncGenerator[SubmittedJobInfo, None]:
         """Decide every job's fate from the watched view; no request per job. A job is
         either yielded (still active) or reported, never dropped."""
-        if not self._ready.is_set():
+        if not self._ready.is_set() or self._cancelling:
+            # not started yet, or our own deletion of the run's pods under way
             for info in active_jobs:
                 yield info
             return
@@ -440,6 +442,7 @@ class Executor(RemoteExecutor):
     def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
         """Delete every pod of the run by its label, not only the jobs handed in: during
         a status round Snakemake hands over an empty list."""
+        self._cancelling = True
         self.tracker.stop()
         try:
             self.kube.delete_pods(self.namespace, self.run.selector)
