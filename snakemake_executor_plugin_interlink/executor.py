@@ -309,7 +309,10 @@ class Executor(RemoteExecutor):
                 *(asyncio.to_thread(self._collect, i, s) for i, s in finished)
             )
             for (info, status), (path, text) in zip(finished, results, strict=True):
-                self._report(info, status, path, text)
+                if self._cancelling:
+                    yield info  # cancelled meanwhile: not a failure of the job
+                else:
+                    self._report(info, status, path, text)
         self.progress.print_if_changed()
 
     def _job_status(self, info: SubmittedJobInfo, now: datetime) -> PodStatus | None:
