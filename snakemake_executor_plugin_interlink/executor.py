@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncGenerator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import SharedFSUsage
 
+from .board import StatusBoard
 from .kube import (
     Forbidden,
     KubeClient,
@@ -41,13 +42,10 @@ from .pod import (
 )
 from .progress import Progress
 from .settings import CheckedSettings
-from .status import PodStatus, State, classify_pod
+from .status import PodStatus, State
 from .tracker import PodTracker
 
 SECRET_LIMIT_BYTES = 1024 * 1024 - 4096  # a Secret holds 1 MiB, minus metadata
-MISSING_POD_GRACE = 60.0  # seconds a created pod may be absent from the watched view
-PERMANENT_ERROR_GRACE = 300.0  # 401/403/404 while watching: then the jobs fail
-TRANSIENT_ERROR_GRACE = 1800.0  # API server unreachable: then the jobs fail
 CANCEL_WAIT_SECONDS = 30.0
 _ENV_NAME = re.compile(r"^[-._a-zA-Z0-9]+$")
 
@@ -115,9 +113,8 @@ class Executor(RemoteExecutor):
         )
         self.tracker.start()
         self.next_seconds_between_status_checks = self.settings.status_interval
+        self.board = StatusBoard(self.tracker, self.kube, self.namespace, self.settings)
         self._kept: set[str] = set()
-        self._missing_since: dict[str, float] = {}
-        self._status_cache: dict[str, tuple[str, PodStatus, float]] = {}
         self._warned_rules: set[str] = set()
         self._closed = False
         self.progress = Progress(self.logger)
@@ -259,25 +256,22 @@ class Executor(RemoteExecutor):
             manifests.append(manifest)
         for job in jobs:
             self.run_job_pre(job)
-        futures = {
-            self._pool.submit(self.kube.create_pod, self.namespace, manifest): (
-                job,
-                manifest,
-            )
-            for job, manifest in zip(jobs, manifests, strict=True)
-        }
-        for future in as_completed(futures):
-            job, manifest = futures[future]
+        pending = dict(
+            zip((m["metadata"]["name"] for m in manifests), jobs, strict=True)
+        )
+        for manifest, result in self.kube.create_pods(
+            self.namespace, manifests, self._pool
+        ):
             name = manifest["metadata"]["name"]
-            info = SubmittedJobInfo(job, external_jobid=name, aux={"pod": name})
-            try:
-                pod = future.result()
-            except KubeError as e:
+            info = SubmittedJobInfo(
+                pending[name], external_jobid=name, aux={"pod": name}
+            )
+            if isinstance(result, KubeError):
                 self.report_job_error(
-                    info, msg=self._api_problem(f"create pod {name}", e)
+                    info, msg=self._api_problem(f"create pod {name}", result)
                 )
                 continue
-            self.tracker.observe(pod)
+            self.tracker.observe(result)
             self.report_job_submission(info)
             self.progress.submitted(name)
 
@@ -295,9 +289,9 @@ class Executor(RemoteExecutor):
             return
         now = datetime.now(UTC)
         finished: list[tuple[SubmittedJobInfo, PodStatus]] = []
-        tracker_failure = self._tracker_failure()
+        tracker_failure = self.board.watch_failure()
         for info in active_jobs:
-            status = tracker_failure or self._job_status(info, now)
+            status = tracker_failure or self.board.status(info.external_jobid, now)
             if status is None or not status.state.finished:
                 if status is not None:
                     self.progress.update(info.external_jobid, status)
@@ -314,65 +308,6 @@ class Executor(RemoteExecutor):
                 else:
                     self._report(info, status, path, text)
         self.progress.print_if_changed()
-
-    def _job_status(self, info: SubmittedJobInfo, now: datetime) -> PodStatus | None:
-        name = info.external_jobid
-        pod = self.tracker.get(name)
-        if pod is None:
-            return self._missing_pod_status(name)
-        self._missing_since.pop(name, None)
-        version = pod["metadata"].get("resourceVersion", "")
-        cached = self._status_cache.get(name)
-        clock = time.monotonic()
-        # a waiting pod is re-read now and then, since its timeouts depend on the clock
-        if (
-            cached
-            and cached[0] == version
-            and (cached[1].state != State.WAITING or clock - cached[2] < 5.0)
-        ):
-            return cached[1]
-        status = classify_pod(
-            pod, now, self.settings.unschedulable_timeout, self.settings.pending_timeout
-        )
-        self._status_cache[name] = (version, status, clock)
-        return status
-
-    def _missing_pod_status(self, name: str) -> PodStatus | None:
-        gone = self.tracker.deleted(name)
-        if gone is not None:
-            status = classify_pod(gone)
-            if status.state.finished and not gone["metadata"].get("deletionTimestamp"):
-                return status
-            return PodStatus(
-                State.FAILED,
-                f"pod {name} was deleted outside Snakemake (kubectl delete, an "
-                "eviction or a node drain) before the job finished",
-            )
-        if not self.tracker.synced.is_set():
-            return None
-        since = self._missing_since.setdefault(name, time.monotonic())
-        if time.monotonic() - since < MISSING_POD_GRACE:
-            return None
-        if self.kube.get_pod(self.namespace, name) is not None:  # the view lags
-            return None
-        return PodStatus(
-            State.FAILED, f"pod {name} no longer exists in namespace {self.namespace}"
-        )
-
-    def _tracker_failure(self) -> PodStatus | None:
-        """Fail the jobs only when watching has failed for long: a restarting API
-        server must not fail anything."""
-        error, since = self.tracker.error, self.tracker.error_since
-        if error is None or since is None:
-            return None
-        permanent = isinstance(error, Forbidden | Unauthorized | NotFound)
-        grace = PERMANENT_ERROR_GRACE if permanent else TRANSIENT_ERROR_GRACE
-        if time.monotonic() - since < grace:
-            return None
-        return PodStatus(
-            State.FAILED,
-            f"the run's pods could not be watched for {grace:.0f} s: {error}",
-        )
 
     def _collect(self, info: SubmittedJobInfo, status: PodStatus) -> tuple[Path, str]:
         """Store the log, then delete the pod (interLink drops the log with it)."""
@@ -414,9 +349,7 @@ class Executor(RemoteExecutor):
         self, info: SubmittedJobInfo, status: PodStatus, path: Path, text: str
     ) -> None:
         name = info.external_jobid
-        self.tracker.forget(name)
-        self._status_cache.pop(name, None)
-        self._missing_since.pop(name, None)
+        self.board.forget(name)
         self.progress.update(name, status)
         info.aux = {**(info.aux or {}), "status": status, "log": str(path)}
         if status.state == State.SUCCEEDED:

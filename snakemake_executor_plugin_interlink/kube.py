@@ -25,6 +25,7 @@ import random
 import ssl
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -334,6 +335,21 @@ class KubeClient:
             if existing and all(theirs.get(k) == v for k, v in ours.items()):
                 return existing
             raise
+
+    def create_pods(
+        self,
+        namespace: str,
+        manifests: list[dict[str, Any]],
+        pool: ThreadPoolExecutor,
+    ) -> Iterator[tuple[dict[str, Any], dict[str, Any] | KubeError]]:
+        """Create many pods concurrently (bounded by the pool), yielding each manifest
+        with its created pod, or the error, as they complete."""
+        futures = {pool.submit(self.create_pod, namespace, m): m for m in manifests}
+        for future in as_completed(futures):
+            try:
+                yield futures[future], future.result()
+            except KubeError as e:
+                yield futures[future], e
 
     def dry_run_create_pod(self, namespace: str, manifest: dict[str, Any]) -> None:
         path = f"/api/v1/namespaces/{namespace}/pods"
