@@ -35,6 +35,7 @@ from .pod import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     RUN_LABEL,
+    WORKDIR_LABEL,
     JobSpec,
     RunContext,
     pod_for_job,
@@ -109,12 +110,17 @@ class Executor(RemoteExecutor):
         self._secret_created = False
         self._create_secret(env)
         self.tracker = PodTracker(
-            self.kube, self.namespace, self.run.selector, self.settings.relist_interval
+            self.kube,
+            self.namespace,
+            self.run.workdir_selector,
+            self.settings.relist_interval,
         )
         self.tracker.start()
         self.next_seconds_between_status_checks = self.settings.status_interval
         self.board = StatusBoard(self.tracker, self.kube, self.namespace, self.settings)
         self._kept: set[str] = set()
+        self._adopted: set[str] = set()  # pods of killed runs this run re-attached to
+        self._adopted_runs: set[str] = set()
         self._warned_rules: set[str] = set()
         self._closed = False
         self.progress = Progress(self.logger)
@@ -247,13 +253,29 @@ class Executor(RemoteExecutor):
         """Validate the whole ready set first (bad resources fail before any pod of
         it exists), then create the pods concurrently, bounded by the setting."""
         manifests = []
+        resumed = []
         for job in jobs:
+            pod = self._pod_to_resume(job)
+            if pod is not None:
+                resumed.append((job, pod))
+                continue
             manifest, res = pod_for_job(self.job_spec(job), self.settings, self.run)
             for warning in res.warnings:
                 if job.name not in self._warned_rules:
                     self.logger.warning(f"interlink: {warning}")
             self._warned_rules.add(job.name)
             manifests.append(manifest)
+        for job, pod in resumed:
+            name = pod["metadata"]["name"]
+            self.logger.info(
+                f"interlink: job {job.jobid} re-attached to pod {name} of a killed run"
+            )
+            self.tracker.observe(pod)
+            self.report_job_submission(
+                SubmittedJobInfo(job, external_jobid=name, aux={"pod": name})
+            )
+            self.progress.submitted(name)
+        jobs = [job for job in jobs if all(job is not r for r, _ in resumed)]
         for job in jobs:
             self.run_job_pre(job)
         pending = dict(
@@ -274,6 +296,31 @@ class Executor(RemoteExecutor):
             self.tracker.observe(result)
             self.report_job_submission(info)
             self.progress.submitted(name)
+
+    def _pod_to_resume(self, job: JobExecutorInterface) -> dict[str, Any] | None:
+        """The pod a killed Snakemake left running for this job (Snakemake recorded
+        its name as the job's external id), if it still exists and belongs to this
+        working directory."""
+        try:
+            previous = self.dag.incomplete_external_jobid(job)
+        except WorkflowError:
+            return None
+        if not previous or not previous.startswith("snakejob-"):
+            return None
+        try:
+            pod = self.kube.get_pod(self.namespace, previous)
+        except KubeError:
+            return None
+        labels = (pod or {}).get("metadata", {}).get("labels", {})
+        if (
+            pod is None
+            or labels.get(WORKDIR_LABEL) != self.run.workdir_hash
+            or pod["metadata"].get("deletionTimestamp")
+        ):
+            return None
+        self._adopted_runs.add(labels.get(RUN_LABEL, ""))
+        self._adopted.add(previous)
+        return pod
 
     # -- status -------------------------------------------------------------------
 
@@ -381,29 +428,62 @@ class Executor(RemoteExecutor):
         self._cancelling = True
         self.tracker.stop()
         try:
-            self.kube.delete_pods(self.namespace, self.run.selector)
+            self.kube.delete_pods(self.namespace, self._runs_selector())
             self._wait_until_no_pods()
         except KubeError as e:
             self.logger.error(
                 f"interlink: could not delete the run's pods: {e}. Remove them with: "
-                f"kubectl -n {self.namespace} delete pods -l {self.run.selector}"
+                f"kubectl -n {self.namespace} delete pods -l '{self._runs_selector()}'"
             )
+
+    def _runs_selector(self) -> str:
+        """This run and the killed runs it re-attached to."""
+        runs = sorted({self.run.run_id, *self._adopted_runs} - {""})
+        return f"{RUN_LABEL} in ({','.join(runs)})"
 
     def _wait_until_no_pods(self) -> None:
         """The virtual node cancels the batch job, then removes the pod."""
         deadline = time.monotonic() + CANCEL_WAIT_SECONDS
         while True:
-            pods, _ = self.kube.list_pods(self.namespace, self.run.selector)
+            pods, _ = self.kube.list_pods(self.namespace, self._runs_selector())
             if not pods:
                 return
             if time.monotonic() > deadline:
                 self.logger.warning(
                     f"interlink: {len(pods)} pod(s) of the run are still being deleted "
                     "by the virtual node (is it Ready?). Check with: kubectl -n "
-                    f"{self.namespace} get pods -l {self.run.selector}"
+                    f"{self.namespace} get pods -l '{self._runs_selector()}'"
                 )
                 return
             time.sleep(0.5)
+
+    def _handle_orphans(self, ours: set[str]) -> None:
+        """Pods of killed runs in this directory that no job re-attached to: list them
+        with the command that removes them, or remove them when asked."""
+        orphans = sorted(set(self.tracker.names()) - ours)
+        if not orphans:
+            return
+        selector = (
+            f"{WORKDIR_LABEL}={self.run.workdir_hash},{RUN_LABEL}!={self.run.run_id}"
+        )
+        if self.settings.remove_orphans:
+            for name in orphans:
+                try:
+                    self.kube.delete_pod(self.namespace, name)
+                except KubeError as e:
+                    self.logger.warning(f"interlink: could not delete pod {name}: {e}")
+            self.logger.info(
+                f"interlink: removed {len(orphans)} pod(s) of earlier runs in this "
+                "directory that no job re-attached to"
+            )
+            return
+        shown = ", ".join(orphans[:5]) + (" ..." if len(orphans) > 5 else "")
+        self.logger.warning(
+            f"interlink: {len(orphans)} pod(s) of earlier runs in this directory were "
+            f"not re-attached ({shown}). Remove them with: kubectl -n "
+            f"{self.namespace} delete pods -l '{selector}' (or run with "
+            "--interlink-remove-orphans)"
+        )
 
     def shutdown(self) -> None:
         super().shutdown()
@@ -411,19 +491,26 @@ class Executor(RemoteExecutor):
             return
         self._closed = True
         self.tracker.stop()
-        leftovers = [n for n in self.tracker.names() if n not in self._kept]
-        for name in leftovers:
+        ours = [
+            pod["metadata"]["name"]
+            for pod in self.tracker.pods()
+            if pod["metadata"].get("labels", {}).get(RUN_LABEL) == self.run.run_id
+            or pod["metadata"]["name"] in self._adopted
+        ]
+        self._handle_orphans(set(ours) | self._kept)
+        for name in (n for n in ours if n not in self._kept):
             try:
                 self.kube.delete_pod(self.namespace, name)
             except KubeError as e:
                 self.logger.warning(f"interlink: could not delete pod {name}: {e}")
+        secrets = [secret_name(run) for run in self._adopted_runs if run]
         if self._secret_created:
+            secrets.append(self.run.secret_name)
+        for secret in secrets:
             try:
-                self.kube.delete_secret(self.namespace, self.run.secret_name)
+                self.kube.delete_secret(self.namespace, secret)
             except KubeError as e:
-                self.logger.warning(
-                    f"interlink: could not delete Secret {self.run.secret_name}: {e}"
-                )
+                self.logger.warning(f"interlink: could not delete Secret {secret}: {e}")
         self.progress.print_if_changed()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.kube.close()

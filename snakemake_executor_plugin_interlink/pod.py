@@ -68,7 +68,14 @@ class RunContext:
 
     @property
     def selector(self) -> str:
+        """This run's pods."""
         return f"{RUN_LABEL}={self.run_id}"
+
+    @property
+    def workdir_selector(self) -> str:
+        """This run's pods and those of earlier runs in the same directory, which a run
+        re-attaches to after Snakemake was killed."""
+        return f"{WORKDIR_LABEL}={self.workdir_hash}"
 
 
 def pod_name(run_id: str, jobid: int, attempt: int) -> str:

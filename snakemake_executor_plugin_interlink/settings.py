@@ -142,6 +142,12 @@ class ExecutorSettings(ExecutorSettingsBase):
     max_concurrent_submissions: int = _setting(
         "Pods created in parallel when Snakemake releases many jobs at once.", 4
     )
+    remove_orphans: bool = _setting(
+        "Delete pods of earlier, killed runs in the same working directory that no "
+        "job of this run re-attached to. Off: they are listed with the command that "
+        "removes them.",
+        False,
+    )
     keep_failed_pods: bool = _setting(
         "Keep the pods of failed jobs for debugging (kubectl describe). They are still "
         "deleted on Ctrl-C.",
@@ -220,6 +226,7 @@ class CheckedSettings(BaseModel):
     unschedulable_timeout: NonNegativeInt = 600
     pending_timeout: NonNegativeInt = 0
     max_concurrent_submissions: Annotated[int, Field(ge=1, le=64)] = 4
+    remove_orphans: bool = False
     keep_failed_pods: bool = False
     log_dir: Path = Path(".snakemake/interlink_logs")
     log_tail_lines: PositiveInt = 10000

@@ -98,6 +98,10 @@ class PodTracker:
         with self._lock:
             return list(self._pods)
 
+    def pods(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._pods.values())
+
     def observe(self, pod: dict[str, Any]) -> None:
         """Record a pod the executor just created, so the first round need not wait
         for the watch; a newer state from the watch is never overwritten."""
