@@ -42,6 +42,7 @@ from .pod import (
     secret_name,
 )
 from .progress import Progress
+from .report import JobRow, jobs_tsv, timeline_html
 from .settings import CheckedSettings
 from .status import PodStatus, State
 from .tracker import PodTracker
@@ -119,6 +120,7 @@ class Executor(RemoteExecutor):
         self.next_seconds_between_status_checks = self.settings.status_interval
         self.board = StatusBoard(self.tracker, self.kube, self.namespace, self.settings)
         self._kept: set[str] = set()
+        self._rows: list[JobRow] = []  # the run report
         self._adopted: set[str] = set()  # pods of killed runs this run re-attached to
         self._adopted_runs: set[str] = set()
         self._warned_rules: set[str] = set()
@@ -139,8 +141,12 @@ class Executor(RemoteExecutor):
 
         return (StoragePluginRegistry().get_plugin_package_name(provider),)
 
-    def job_spec(self, job: JobExecutorInterface) -> JobSpec:
+    @staticmethod
+    def _wildcards(job: JobExecutorInterface) -> dict[str, str]:
         wildcards = getattr(job, "wildcards_dict", None) or {}
+        return {str(k): str(v) for k, v in wildcards.items()}
+
+    def job_spec(self, job: JobExecutorInterface) -> JobSpec:
         return JobSpec(
             jobid=job.jobid,
             rule=job.name,
@@ -148,7 +154,7 @@ class Executor(RemoteExecutor):
             threads=job.threads,
             resources=dict(job.resources.items()),
             command=self.format_job_exec(job),
-            wildcards={str(k): str(v) for k, v in wildcards.items()},
+            wildcards=self._wildcards(job),
         )
 
     # -- start-up checks ---------------------------------------------------------
@@ -360,12 +366,8 @@ class Executor(RemoteExecutor):
         """Store the log, then delete the pod (interLink drops the log with it)."""
         name = info.external_jobid
         job = info.job
-        spec_wildcards = getattr(job, "wildcards_dict", None) or {}
         path = log_path(
-            self.settings.log_dir,
-            job.name,
-            {str(k): str(v) for k, v in spec_wildcards.items()},
-            job.jobid,
+            self.settings.log_dir, job.name, self._wildcards(job), job.jobid
         )
         pod = self.tracker.get(name)
         if pod is None or not pod["spec"].get("nodeName"):
@@ -397,6 +399,17 @@ class Executor(RemoteExecutor):
     ) -> None:
         name = info.external_jobid
         self.board.forget(name)
+        job = info.job
+        self._rows.append(
+            JobRow(
+                rule=job.name,
+                wildcards=",".join(f"{k}={v}" for k, v in self._wildcards(job).items()),
+                pod=name,
+                attempt=job.attempt,
+                status=status,
+                submitted=status.created,
+            )
+        )
         self.progress.update(name, status)
         info.aux = {**(info.aux or {}), "status": status, "log": str(path)}
         if status.state == State.SUCCEEDED:
@@ -457,6 +470,19 @@ class Executor(RemoteExecutor):
                 return
             time.sleep(0.5)
 
+    def _write_report(self) -> None:
+        if self.settings.no_report or not self._rows:
+            return
+        folder = Path(".snakemake", "interlink_reports", self.run.run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "jobs.tsv").write_text(jobs_tsv(self._rows))
+        (folder / "timeline.html").write_text(
+            timeline_html(self._rows, f"Snakemake run {self.run.run_id}")
+        )
+        self.logger.info(
+            f"interlink: run report in {folder}/ (jobs.tsv, timeline.html)"
+        )
+
     def _handle_orphans(self, ours: set[str]) -> None:
         """Pods of killed runs in this directory that no job re-attached to: list them
         with the command that removes them, or remove them when asked."""
@@ -512,5 +538,6 @@ class Executor(RemoteExecutor):
             except KubeError as e:
                 self.logger.warning(f"interlink: could not delete Secret {secret}: {e}")
         self.progress.print_if_changed()
+        self._write_report()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.kube.close()

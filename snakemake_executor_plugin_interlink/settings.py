@@ -167,6 +167,12 @@ class ExecutorSettings(ExecutorSettingsBase):
         False,
     )
 
+    no_report: bool = _setting(
+        "Do not write the run report (.snakemake/interlink_reports/<run>/jobs.tsv and "
+        "timeline.html).",
+        False,
+    )
+
     def __post_init__(self) -> None:
         self.checked = check_settings(self)
 
@@ -231,6 +237,7 @@ class CheckedSettings(BaseModel):
     log_dir: Path = Path(".snakemake/interlink_logs")
     log_tail_lines: PositiveInt = 10000
     insecure_log_backend: bool = False
+    no_report: bool = False
 
     @field_validator("namespace", "node", "service_account")
     @classmethod

@@ -1,0 +1,176 @@
+"""The run report: one row per job (jobs.tsv) and a self-contained timeline (pure).
+
+The timeline shows each job as a bar split into waiting (submitted -> started: the
+Kubernetes, interLink and batch-queue overhead) and running, grouped by rule, so a user
+sees at a glance what offloading cost. Inline SVG only: no scripts, fonts or network.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import datetime
+
+from .status import PodStatus, State
+
+COLUMNS = (
+    "rule", "wildcards", "pod", "remote_job_id", "state", "submitted", "scheduled",
+    "started", "finished", "queue_wait_s", "run_time_s", "exit_code", "attempt",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class JobRow:
+    rule: str
+    wildcards: str
+    pod: str
+    attempt: int
+    status: PodStatus
+    submitted: datetime | None
+
+    @property
+    def queue_wait(self) -> float | None:
+        return _seconds(self.submitted, self.status.started)
+
+    @property
+    def run_time(self) -> float | None:
+        return _seconds(self.status.started, self.status.finished)
+
+    def cells(self) -> list[str]:
+        s = self.status
+        values = (
+            self.rule, self.wildcards, self.pod, s.remote_job_id, s.state.value,
+            _iso(self.submitted), _iso(s.scheduled), _iso(s.started), _iso(s.finished),
+            _num(self.queue_wait), _num(self.run_time), s.exit_code, self.attempt,
+        )  # fmt: skip
+        return ["" if v is None else _tsv_safe(str(v)) for v in values]
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return max(0.0, (end - start).total_seconds())
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat(timespec="seconds") if t else None
+
+
+def _num(x: float | None) -> str | None:
+    return None if x is None else f"{x:.1f}"
+
+
+def _tsv_safe(text: str) -> str:
+    return text.replace("\t", " ").replace("\n", " ")
+
+
+def jobs_tsv(rows: list[JobRow]) -> str:
+    lines = ["\t".join(COLUMNS)]
+    lines += ["\t".join(row.cells()) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def timeline_html(rows: list[JobRow], title: str) -> str:
+    """Bars per job, grouped by rule; time axis from the first submission."""
+    timed = [r for r in rows if r.submitted is not None]
+    if not timed:
+        body = "<p>No job of this run was submitted.</p>"
+        return _page(title, body)
+    start = min(r.submitted for r in timed)  # type: ignore[type-var]
+    end = max(
+        (t for r in timed for t in (r.status.finished, r.status.started, r.submitted)
+         if t is not None),
+    )  # fmt: skip
+    span = max((end - start).total_seconds(), 1.0)
+    label_w, plot_w, bar_h, gap = 260, 900, 14, 4
+    by_rule: dict[str, list[JobRow]] = {}
+    for row in sorted(timed, key=lambda r: (r.rule, r.submitted)):
+        by_rule.setdefault(row.rule, []).append(row)
+
+    def x(t: datetime) -> float:
+        return label_w + plot_w * (t - start).total_seconds() / span
+
+    parts, y = [], 30
+    for rule, jobs in by_rule.items():
+        parts.append(
+            f'<text x="4" y="{y + 11}" class="rule">{html.escape(rule)} '
+            f"({len(jobs)})</text>"
+        )
+        y += bar_h + gap
+        for row in jobs:
+            s = row.status
+            label = html.escape((row.wildcards or row.pod)[:40])
+            parts.append(f'<text x="14" y="{y + 11}" class="job">{label}</text>')
+            submitted = row.submitted or start
+            wait_end = s.started or s.finished or end
+            parts.append(_bar(x(submitted), x(wait_end), y, bar_h, "wait", row))
+            if s.started:
+                kind = "fail" if s.state == State.FAILED else "run"
+                parts.append(
+                    _bar(x(s.started), x(s.finished or end), y, bar_h, kind, row)
+                )
+            y += bar_h + gap
+        y += gap
+    ticks = []
+    for i in range(6):
+        tx = label_w + plot_w * i / 5
+        ticks.append(
+            f'<line x1="{tx:.1f}" y1="20" x2="{tx:.1f}" y2="{y}" class="tick"/>'
+            f'<text x="{tx:.1f}" y="14" class="axis">{span * i / 5:.0f} s</text>'
+        )
+    waits = [r.queue_wait for r in rows if r.queue_wait is not None]
+    runs = [r.run_time for r in rows if r.run_time is not None]
+    summary = (
+        f"<p>{len(rows)} jobs; waiting (submitted to started) total "
+        f"{sum(waits):.0f} s, median {_median(waits):.1f} s; running total "
+        f"{sum(runs):.0f} s, median {_median(runs):.1f} s.</p>"
+    )
+    legend = (
+        '<p><span class="key wait"></span> waiting (Kubernetes, interLink, queue) '
+        '<span class="key run"></span> running '
+        '<span class="key fail"></span> running, failed</p>'
+    )
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + plot_w + 20}" '
+        f'height="{y + 10}" role="img" aria-label="job timeline">'
+        + "".join(ticks)
+        + "".join(parts)
+        + "</svg>"
+    )
+    return _page(title, summary + legend + svg)
+
+
+def _bar(x0: float, x1: float, y: int, h: int, kind: str, row: JobRow) -> str:
+    tip = (
+        f"{row.pod} {row.status.state.value}; waited "
+        f"{_num(row.queue_wait) or '?'} s, ran {_num(row.run_time) or '?'} s"
+    )
+    return (
+        f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 1.0):.1f}" height="{h}" '
+        f'class="bar {kind}"><title>{html.escape(tip)}</title></rect>'
+    )
+
+
+def _median(values: list[float]) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _page(title: str, body: str) -> str:
+    style = (
+        "body{font-family:sans-serif;margin:1em}"
+        ".rule{font-weight:bold;font-size:12px}.job{font-size:11px}"
+        ".axis{font-size:10px;fill:#555}.tick{stroke:#ddd}"
+        ".wait{fill:#c9ced6}.run{fill:#3a8f5c}.fail{fill:#c0392b}"
+        ".key{display:inline-block;width:1em;height:1em;vertical-align:middle}"
+        "span.wait{background:#c9ced6}span.run{background:#3a8f5c}"
+        "span.fail{background:#c0392b}"
+    )
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{style}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>\n"
+    )

@@ -1,0 +1,66 @@
+"""The run report: rows and the timeline page."""
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from snakemake_executor_plugin_interlink.report import (
+    COLUMNS,
+    JobRow,
+    jobs_tsv,
+    timeline_html,
+)
+from snakemake_executor_plugin_interlink.status import PodStatus, State
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def row(rule, pod, wait, run, state=State.SUCCEEDED, code=0, wildcards="sample=a"):
+    started = T0 + timedelta(seconds=wait)
+    status = PodStatus(
+        state,
+        exit_code=code,
+        remote_job_id="77",
+        created=T0,
+        scheduled=T0 + timedelta(seconds=1),
+        started=started,
+        finished=started + timedelta(seconds=run),
+    )
+    return JobRow(
+        rule=rule, wildcards=wildcards, pod=pod, attempt=1, status=status, submitted=T0
+    )
+
+
+def test_tsv_has_one_row_per_job_with_waits_and_run_times():
+    text = jobs_tsv(
+        [row("greet", "p1", 12, 30), row("sum\tmary", "p2", 3, 4, State.FAILED, 3)]
+    )
+    lines = text.splitlines()
+    assert lines[0].split("\t") == list(COLUMNS)
+    first = dict(zip(COLUMNS, lines[1].split("\t"), strict=True))
+    assert first["queue_wait_s"] == "12.0" and first["run_time_s"] == "30.0"
+    assert first["remote_job_id"] == "77" and first["state"] == "succeeded"
+    second = dict(zip(COLUMNS, lines[2].split("\t"), strict=True))
+    assert second["rule"] == "sum mary" and second["exit_code"] == "3"
+
+
+def test_timeline_is_self_contained_with_a_wait_and_a_run_bar_per_job():
+    page = timeline_html(
+        [
+            row("greet", "p1", 12, 30),
+            row("greet", "p2", 2, 5),
+            row("summary", "p3", 40, 1, State.FAILED, 1),
+        ],
+        "run x",
+    )
+    assert "<script" not in page and "http" not in page.replace(
+        "http://www.w3.org/2000/svg", ""
+    )
+    assert len(re.findall(r'class="bar wait"', page)) == 3
+    assert len(re.findall(r'class="bar run"', page)) == 2
+    assert len(re.findall(r'class="bar fail"', page)) == 1
+    assert "greet (2)" in page and "summary (1)" in page
+
+
+def test_timeline_escapes_hostile_names():
+    page = timeline_html([row("<script>", "p1", 1, 1, wildcards="<b>x</b>")], "t")
+    assert "<script>" not in page.split("<body>")[1] and "&lt;b&gt;" in page
