@@ -31,3 +31,53 @@ def test_example_manifest_uses_every_resource_kind():
         "--time=120 --partition=gpu --account=bio --qos=normal --constraint=a100 "
         "--ntasks=1 --gres=gpu:a100:1 --exclusive"
     )
+
+
+FAILURE_PHRASES = [
+    "exit code",
+    "out of memory",
+    "time limit was reached",
+    "interLink could not submit",
+    "did not find the Secret",
+    "was evicted",
+    "deleted outside Snakemake",
+    "no longer exists",
+    "no virtual node accepted",
+    "pending on node",
+    "image error",
+    "could not be watched",
+    "lacks permissions",
+    "does not exist",
+    "invalid resources",
+    "must not contain",
+    "needs a GPU count",
+    "more than a Kubernetes Secret holds",
+    "could not be fetched",
+    "were not re-attached",
+    "are still being deleted",
+]
+
+
+def test_troubleshooting_covers_every_failure_message():
+    code = "".join(
+        p.read_text()
+        for p in (REPO / "snakemake_executor_plugin_interlink").glob("*.py")
+    )
+    code = " ".join(code.replace('"\n', "").replace('f"', "").split())
+    doc = (REPO / "docs" / "troubleshooting.md").read_text()
+    for phrase in FAILURE_PHRASES:
+        assert phrase in code, f"the code no longer says {phrase!r}"
+        assert phrase in doc, f"docs/troubleshooting.md does not explain {phrase!r}"
+
+
+def test_setup_doc_shows_the_role_the_testbed_applies():
+    import yaml
+
+    doc = (REPO / "docs" / "setup.md").read_text()
+    block = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    applied = [
+        d
+        for d in yaml.safe_load_all((REPO / "testbed" / "rbac.yaml").read_text())
+        if d and d["kind"] in ("Role", "RoleBinding")
+    ]
+    assert list(yaml.safe_load_all(block)) == applied
