@@ -187,3 +187,11 @@ rule sleepy:
     interrupt(proc)
     assert not testbed.pods() and not testbed.secrets()
     assert wait_until(lambda: not testbed.slurm_jobs(), timeout=30)
+
+
+def test_profile_resources_reach_slurm(testbed: Testbed, tmp_path: Path):
+    workdir = copy_example("profile", tmp_path)
+    done = testbed.snakemake(workdir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (workdir / "results/heavy.txt").read_text().split() == ["cpus=2", "mem=1024"]
+    assert (workdir / "results/light.txt").read_text().split() == ["cpus=1", "mem=256"]
