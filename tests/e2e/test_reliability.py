@@ -1,0 +1,157 @@
+"""Faults injected into the real testbed: the run survives, loses no job, runs none
+twice, leaves nothing behind and leaks no secret."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import Testbed, wait_until
+
+MARKER = "s3cr3t-MARKER-'quoted' \"double\" $dollar `tick`\nline two ünïcödé ✓"
+MARKER_PROBE = "s3cr3t-MARKER"
+
+
+def write(workdir: Path, snakefile: str) -> None:
+    (workdir / "Snakefile").write_text(snakefile)
+
+
+def running(testbed: Testbed, at_least: int = 1) -> bool:
+    phases = [(p.get("status") or {}).get("phase") for p in testbed.pods()]
+    return phases.count("Running") >= at_least
+
+
+def test_environment_arrives_byte_for_byte_and_never_leaks(
+    testbed: Testbed, workdir: Path
+):
+    write(
+        workdir,
+        """
+rule all:
+    input: "env.bin"
+rule env:
+    output: "env.bin"
+    shell: "sleep 3; printf %s \\"$SNAKEJOB_MARKER\\" > {output}"
+""",
+    )
+    proc = testbed.start_snakemake(
+        workdir,
+        "--envvars",
+        "SNAKEJOB_MARKER",
+        "--verbose",
+        env={"SNAKEJOB_MARKER": MARKER},
+    )
+    seen_specs: list = []
+
+    def snapshot() -> bool:
+        seen_specs.extend(testbed.pods())
+        return proc.poll() is not None
+
+    assert wait_until(snapshot, timeout=180)
+    assert seen_specs, "the pod was seen while it ran"
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out[-3000:]
+    assert (workdir / "env.bin").read_bytes() == MARKER.encode()
+    # nowhere else: pod specs and annotations, events, the executor's debug log, logs
+    events = testbed.admin.request(
+        "GET", f"/api/v1/namespaces/{testbed.namespace}/events"
+    )
+    stored = [p.read_text(errors="replace") for p in workdir.rglob("*.log")]
+    for text in (json.dumps(seen_specs), json.dumps(events), out, *stored):
+        assert MARKER_PROBE not in text
+
+
+def test_sigkill_then_rerun_reattaches_instead_of_running_again(
+    testbed: Testbed, workdir: Path
+):
+    write(
+        workdir,
+        """
+rule all:
+    input: expand("out/{i}.txt", i=range(3))
+rule work:
+    output: "out/{i}.txt"
+    shell: "echo {wildcards.i} >> runs.log; sleep 20; echo done > {output}"
+""",
+    )
+    proc = testbed.start_snakemake(workdir)
+    assert wait_until(lambda: running(testbed, 3), timeout=90)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert len(testbed.pods()) == 3, "the killed run's pods go on"
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", "--unlock"],
+        cwd=workdir,
+        check=True,
+        capture_output=True,
+    )
+    done = testbed.snakemake(workdir, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("re-attached to pod") == 3
+    assert sorted((workdir / "runs.log").read_text().split()) == ["0", "1", "2"], (
+        "every job ran exactly once"
+    )
+    assert all((workdir / f"out/{i}.txt").read_text() == "done\n" for i in range(3))
+
+
+def test_orphans_of_a_killed_run_are_listed_then_removed_on_request(
+    testbed: Testbed, workdir: Path
+):
+    write(
+        workdir,
+        """
+rule all:
+    input: expand("out/{i}.txt", i=range(2))
+rule work:
+    output: "out/{i}.txt"
+    shell: "sleep 60; touch {output}"
+""",
+    )
+    proc = testbed.start_snakemake(workdir)
+    assert wait_until(lambda: running(testbed, 2), timeout=90)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    # the workflow changed: nothing of the dead run is needed any more
+    write(workdir, 'rule all:\n    output: "other.txt"\n    shell: "touch {output}"\n')
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", "--unlock"],
+        cwd=workdir,
+        check=True,
+        capture_output=True,
+    )
+    done = testbed.snakemake(workdir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (
+        "2 pod(s) of earlier runs in this directory were not re-attached" in done.stderr
+    )
+    assert "delete pods -l" in done.stderr
+    assert len(testbed.pods()) == 2
+    done = testbed.snakemake(workdir, "--forceall", "--interlink-remove-orphans")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "removed 2 pod(s) of earlier runs" in done.stderr
+    assert wait_until(lambda: not testbed.pods(), timeout=60)
+
+
+def test_pod_deleted_by_someone_else_is_resubmitted_with_retries(
+    testbed: Testbed, workdir: Path
+):
+    write(
+        workdir,
+        """
+rule sleepy:
+    output: "s.txt"
+    shell: "sleep 15; touch {output}"
+""",
+    )
+    proc = testbed.start_snakemake(workdir, "--retries", "1")
+    assert wait_until(lambda: running(testbed), timeout=60)
+    (pod,) = testbed.pods()
+    testbed.admin.delete_pod(testbed.namespace, pod["metadata"]["name"])
+    out, _ = proc.communicate(timeout=180)
+    print(out[-4000:])
+    assert proc.returncode == 0
+    assert "deleted outside Snakemake" in out
+    assert (workdir / "s.txt").exists()
