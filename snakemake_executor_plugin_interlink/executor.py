@@ -539,5 +539,10 @@ class Executor(RemoteExecutor):
                 self.logger.warning(f"interlink: could not delete Secret {secret}: {e}")
         self.progress.print_if_changed()
         self._write_report()
+        stats = self.kube.stats
+        self.logger.info(
+            f"interlink: {stats.requests} API requests ({stats.retries} retried), "
+            f"{stats.bytes_received / 1e6:.1f} MB received"
+        )
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.kube.close()

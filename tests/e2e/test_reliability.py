@@ -155,3 +155,54 @@ rule sleepy:
     assert proc.returncode == 0
     assert "deleted outside Snakemake" in out
     assert (workdir / "s.txt").exists()
+
+
+def test_throttling_and_a_flaky_network_are_survived(
+    testbed: Testbed, workdir: Path, tmp_path: Path
+):
+    import base64
+    import re
+
+    import yaml
+
+    from .faultproxy import FaultProxy
+
+    config = yaml.safe_load(Path(testbed.executor_kubeconfig).read_text())
+    cluster = config["clusters"][0]["cluster"]
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
+    write(
+        workdir,
+        """
+rule all:
+    input: expand("out/{i}.txt", i=range(30))
+rule work:
+    output: "out/{i}.txt"
+    shell: "echo {wildcards.i} >> runs.log; touch {output}"
+""",
+    )
+    with FaultProxy(cluster["server"], str(ca)) as proxy:
+        cluster["server"] = f"http://127.0.0.1:{proxy.port}"
+        del cluster["certificate-authority-data"]
+        proxied = tmp_path / "proxied.kubeconfig"
+        proxied.write_text(yaml.safe_dump(config))
+        done = testbed.snakemake(
+            workdir, "--interlink-kubeconfig", str(proxied), timeout=600
+        )
+    print("fault proxy:", dict(proxy.counts))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(int(x) for x in (workdir / "runs.log").read_text().split()) == list(
+        range(30)
+    )
+    assert proxy.counts["429"] and proxy.counts["503"] and proxy.counts["reset"]
+    requests, retried = map(
+        int,
+        re.search(
+            r"interlink: (\d+) API requests \((\d+) retried\)", done.stderr
+        ).groups(),
+    )
+    print(f"executor: {requests} requests, {retried} retried")
+    injected = proxy.counts["429"] + proxy.counts["503"] + proxy.counts["reset"]
+    assert retried <= injected + 5, (
+        "no retry storm: at most one retry per injected fault"
+    )
