@@ -13,13 +13,13 @@ ruff check .
 ruff format --check .
 
 echo "== unit tests"
-"$PY" -m pytest -q -p no:cacheprovider tests testbed/tests -m "not e2e" "$@"
+"$PY" -m pytest -q -p no:cacheprovider tests testbed/tests -m "not e2e and not testbed" "$@"
 
 echo "== testbed"
 testbed/up.sh
 status=0
-"$PY" -m pytest -v -p no:cacheprovider tests/e2e testbed/tests -m e2e \
-  --durations=15 "$@" || status=$?
+TESTBED_E2E=1 "$PY" -m pytest -v -p no:cacheprovider tests/e2e testbed/tests \
+  -m "e2e or testbed" --durations=15 "$@" || status=$?
 if [ "$status" -ne 0 ]; then
   echo "== end-to-end tests failed; testbed logs:"
   testbed/logs.sh || true

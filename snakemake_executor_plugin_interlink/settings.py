@@ -6,8 +6,10 @@ validated form that the rest of the plugin consumes.
 value fails before the workflow starts, with a message naming the option.
 """
 
+import ast
 import math
 import re
+import shlex
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
@@ -334,8 +336,32 @@ def parse_request_policy(text: str) -> RequestPolicy:
     return RequestPolicy(fixed=fixed)
 
 
-def _parse_field(name: str, value):
+_LIST_FIELDS = frozenset(
+    {"tolerations", "node_selector", "labels", "annotations", "image_pull_secrets",
+     "binds"}
+)  # fmt: skip
+
+
+def as_list(value: Any) -> list[str]:
+    """List settings arrive as lists from the command line, but as one string from a
+    profile ("['a=1', 'b=2']") or an environment variable ("a=1 b=2")."""
+    if not isinstance(value, str):
+        return [str(v) for v in value]
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise ValueError(f"{value!r} is not a list") from None
+        if isinstance(parsed, list | tuple):
+            return [str(v) for v in parsed]
+    return shlex.split(text)
+
+
+def _parse_field(name: str, value: Any) -> Any:
     """Turn one CLI value into the typed value CheckedSettings expects."""
+    if name in _LIST_FIELDS:
+        value = as_list(value)
     if name == "node_label":
         parsed = parse_key_values([value], "node label")
         return next(iter(check_label_values(parsed, "node label").items()))
@@ -351,6 +377,8 @@ def _parse_field(name: str, value):
         return parse_request_policy(value)
     if name == "flavour" and value not in ("slurm", "htcondor"):
         raise ValueError(f"{value!r} is not 'slurm' or 'htcondor'")
+    if name in _LIST_FIELDS:
+        return tuple(value)
     return value
 
 

@@ -113,6 +113,19 @@ def classify_pod(
                 **times,
             )
         return PodStatus(State.WAITING, reason, **times)
+    if not waiting and not times["remote_job_id"] and phase != "Unknown":
+        # bound, but the virtual node has not submitted it (interLink writes JobID then)
+        waited = (now - (scheduled or created)).total_seconds()
+        if unschedulable_timeout and waited > unschedulable_timeout:
+            return PodStatus(
+                State.FAILED,
+                f"virtual node {node} did not submit the job within "
+                f"{unschedulable_timeout:g} s (--interlink-unschedulable-timeout): a "
+                "Secret or ConfigMap it needs may be missing (see the pod's events), "
+                "or interLink may be down",
+                **times,
+            )
+        return PodStatus(State.WAITING, f"on {node}, not submitted yet", **times)
     reason = f"{waiting[0]}: {waiting[1]}" if waiting else f"queued on {node}"
     if phase == "Unknown":
         reason = f"status unknown: node {node} lost contact"
@@ -148,17 +161,14 @@ def failure_reason(
     if pod_reason == "Evicted":
         return f"the pod was evicted: {message or 'no message'}", code
     text = " ".join([message, *(t.get("reason") or "" for t in terminated)])
-    if (
-        "OOMKilled" in text
-        or "OUT_OF_MEMORY" in text
-        or "out of memory" in text.lower()
-    ):
+    plain = text.lower().replace("-", " ").replace("_", " ")
+    if "oomkilled" in plain or "out of memory" in plain:
         return (
             "out of memory: the job exceeded its memory limit (raise mem_mb)"
             + (f"; {message}" if message else ""),
             code,
         )
-    if "TIMEOUT" in text or "time limit" in text.lower():
+    if "timeout" in plain or "time limit" in plain:
         return (
             "the batch system's time limit was reached (raise runtime)"
             + (f"; {message}" if message else ""),

@@ -86,3 +86,16 @@ def test_bad_settings_name_the_option(field, value, named):
 def test_annotation_values_may_hold_equals_and_spaces():
     s = ExecutorSettings(annotations=["slurm-job.vk.io/pre-exec=export A=1 B=2"])
     assert s.checked.annotations == {"slurm-job.vk.io/pre-exec": "export A=1 B=2"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ["a=1", "b=x y"],
+        "['a=1', 'b=x y']",  # what a profile's YAML list arrives as
+        "a=1 'b=x y'",  # an environment variable
+    ],
+)
+def test_list_settings_from_cli_profile_and_env(value):
+    checked = ExecutorSettings(annotations=value).checked
+    assert checked.annotations == {"a": "1", "b": "x y"}

@@ -1,6 +1,8 @@
 """Pod -> job fate: one row per status the virtual kubelet can write."""
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -33,11 +35,11 @@ def pod(
         status["containerStatuses"] = containers
     if conditions is not None:
         status["conditions"] = conditions
-    meta = {
-        "name": "p",
-        "creationTimestamp": ts(created),
-        "annotations": annotations or {},
-    }
+    if (
+        annotations is None
+    ):  # the virtual kubelet writes JobID once it submitted the job
+        annotations = {"JobID": "12"} if node else {}
+    meta = {"name": "p", "creationTimestamp": ts(created), "annotations": annotations}
     if deleting:
         meta["deletionTimestamp"] = ts(0)
     return {"metadata": meta, "spec": {"nodeName": node}, "status": status}
@@ -169,6 +171,18 @@ UNSCHEDULABLE = [
         (pod(created=4000), {"pending_timeout": 0}, State.WAITING, ["queued"]),
         (pod("Unknown"), {}, State.WAITING, ["lost contact"]),
         (
+            pod(annotations={}),
+            {"unschedulable_timeout": 600},
+            State.WAITING,
+            ["not submitted yet"],
+        ),
+        (
+            pod(annotations={}, created=700),
+            {"unschedulable_timeout": 600},
+            State.FAILED,
+            ["did not submit the job within 600 s", "Secret or ConfigMap"],
+        ),
+        (
             pod(
                 containers=[
                     {
@@ -239,3 +253,32 @@ def test_pending_timeout_counts_from_scheduling():
         ],
     )
     assert classify_pod(manifest, NOW, pending_timeout=3600).state == State.WAITING
+
+
+REAL_PODS = Path(__file__).resolve().parents[1] / "testbed" / "tests" / "data"
+
+
+@pytest.mark.parametrize(
+    ("name", "state", "words"),
+    [
+        ("pod-succeeded.json", State.SUCCEEDED, []),
+        ("pod-failed-exit-3.json", State.FAILED, ["exit code 3"]),
+        ("pod-slurm-timeout.json", State.FAILED, ["time limit", "raise runtime"]),
+        (
+            "pod-oom-no-memory-limit.json",
+            State.FAILED,
+            ["out of memory", "raise mem_mb"],
+        ),
+        (
+            "pod-provider-failed-sbatch.json",
+            State.FAILED,
+            ["interLink could not submit"],
+        ),
+    ],
+)
+def test_real_pods_captured_on_the_testbed(name, state, words):
+    """Pod objects as the testbed's virtual node wrote them (interLink's formats)."""
+    status = classify_pod(json.loads((REAL_PODS / name).read_text()))
+    assert status.state == state
+    for word in words:
+        assert word in status.reason

@@ -42,6 +42,8 @@ def read_env(path: Path) -> dict[str, str]:
 
 
 class Testbed:
+    __test__ = False  # a fixture value, not a test class
+
     def __init__(self, env: dict[str, str]):
         self.env = env
         self.namespace = env["TESTBED_NAMESPACE"]

@@ -57,15 +57,46 @@ def test_example(testbed: Testbed, tmp_path: Path, example: str):
     assert logs, "no job log was stored"
 
 
+def slurm_allocations(workdir: Path) -> dict[str, list[tuple[str, str, str]]]:
+    """Per rule, what Slurm gave each job (AllocCPUS, ReqMem, Timelimit), found through
+    the run report's remote job ids."""
+    import csv
+    import subprocess
+
+    (report,) = (workdir / ".snakemake" / "interlink_reports").glob("*/jobs.tsv")
+    found: dict[str, list[tuple[str, str, str]]] = {}
+    for row in csv.DictReader(report.open(), delimiter="\t"):
+        assert row["remote_job_id"], row
+        out = subprocess.run(
+            [
+                "sacct",
+                "-n",
+                "-X",
+                "-P",
+                "-j",
+                row["remote_job_id"],
+                "-o",
+                "AllocCPUS,ReqMem,Timelimit",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        found.setdefault(row["rule"], []).append(tuple(out[0].split("|")))
+    return found
+
+
 def test_hello_runs_on_slurm_with_the_rules_resources(testbed: Testbed, tmp_path: Path):
     workdir = copy_example("hello", tmp_path)
     done = testbed.snakemake(workdir)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = (workdir / "results" / "summary.txt").read_text().splitlines()
-    assert len(summary) == 3
-    for line in summary:
-        # threads: 2 became the cpu limit, which became --cpus-per-task=2
-        assert re.search(r"Slurm job \d+, 2 CPUs", line), line
+    assert [line.split()[1] for line in summary] == ["alpha", "beta", "gamma"]
+    # threads: 2, mem_mb=500, runtime=5 became --cpus-per-task=2 --mem=500 --time=5
+    assert slurm_allocations(workdir) == {
+        "greet": [("2", "500M", "00:05:00")] * 3,
+        "summary": [("1", "200M", "00:02:00")],
+    }
     log = workdir / ".snakemake/interlink_logs/greet/sample=alpha"
     assert list(log.glob("*.log")), (
         "the greet job's log is stored by rule and wildcards"
@@ -193,5 +224,7 @@ def test_profile_resources_reach_slurm(testbed: Testbed, tmp_path: Path):
     workdir = copy_example("profile", tmp_path)
     done = testbed.snakemake(workdir)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (workdir / "results/heavy.txt").read_text().split() == ["cpus=2", "mem=1024"]
-    assert (workdir / "results/light.txt").read_text().split() == ["cpus=1", "mem=256"]
+    assert slurm_allocations(workdir) == {
+        "heavy": [("2", "1G", "00:10:00")],
+        "light": [("1", "256M", "00:05:00")],
+    }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install what the testbed needs: Debian packages, the Python client libraries in the
+# project's venv, and the Kubernetes control plane (built once, cached outside the checkout).
+# A fast no-op when everything is present. Prints the Kubernetes binary directory last.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PY=${TESTBED_PYTHON:-$(cd "$HERE/.." && pwd)/.venv/bin/python}
+
+packages=(etcd-server openssl curl jq slurm-wlm munge slurmdbd mariadb-server)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "testbed: installing Debian packages: ${missing[*]}" >&2
+  # Daemons are started by up.sh, never by the packages' maintainer scripts (no systemd here):
+  # a policy-rc.d that says 101 keeps invoke-rc.d from starting munge/mariadb behind our back.
+  own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
+fi
+
+if [ ! -x "$PY" ]; then
+  echo "testbed: no Python at $PY (set TESTBED_PYTHON or create the venv at .venv)" >&2
+  exit 1
+fi
+if ! "$PY" -c 'import kubernetes, httpx, yaml' 2>/dev/null; then
+  echo "testbed: installing kubernetes and httpx into $PY's environment" >&2
+  "$PY" -m pip install -q kubernetes httpx >&2
+fi
+
+"$HERE/build-k8s.sh" | tail -n 1

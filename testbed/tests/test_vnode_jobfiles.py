@@ -1,0 +1,146 @@
+"""The job directory and the job scripts, run for real by the local backend (no cluster)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vnode import jobfiles
+from vnode.batch import JobInfo, LocalBackend
+from vnode.jobfiles import ProviderError, prepare_mounts, write_job
+
+
+def make_pod(
+    containers: list[dict[str, Any]],
+    volumes: list[dict[str, Any]] | None = None,
+    annotations: dict[str, str] | None = None,
+    uid: str = "uid-1",
+) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "p", "namespace": "ns", "uid": uid, "annotations": annotations or {}},
+        "spec": {"containers": containers, "volumes": volumes or []},
+    }
+
+
+def host_path(name: str, path: Path, kind: str) -> dict[str, Any]:
+    return {"name": name, "hostPath": {"path": str(path), "type": kind}}
+
+
+def test_host_path_directory_must_exist(tmp_path: Path) -> None:
+    pod = make_pod(
+        [{"name": "main", "volumeMounts": [{"name": "v", "mountPath": "/data"}]}],
+        [host_path("v", tmp_path / "missing", "Directory")],
+    )
+    with pytest.raises(ProviderError, match=r"hostPath directory .*missing does not exist for volume v in pod p"):
+        prepare_mounts(pod, pod["spec"]["containers"][0], tmp_path / "job", {})
+
+
+@pytest.mark.parametrize("kind", ["", "File", "DirectoryOrCreate"])
+def test_host_path_types(tmp_path: Path, kind: str) -> None:
+    pod = make_pod(
+        [{"name": "main", "volumeMounts": [{"name": "v", "mountPath": "/data", "readOnly": True}]}],
+        [host_path("v", tmp_path / "made", kind)],
+    )
+    if kind == "DirectoryOrCreate":
+        binds = prepare_mounts(pod, pod["spec"]["containers"][0], tmp_path / "job", {})
+        assert binds == [f"{tmp_path / 'made'}:/data:ro"] and (tmp_path / "made").is_dir()
+    else:
+        with pytest.raises(ProviderError, match=f"unsupported hostPath type {kind} for volume v"):
+            prepare_mounts(pod, pod["spec"]["containers"][0], tmp_path / "job", {})
+
+
+def test_unknown_volume_kind_silently_drops_the_remaining_mounts(tmp_path: Path) -> None:
+    mounts = [{"name": "claim", "mountPath": "/claim"}, {"name": "v", "mountPath": "/data"}]
+    pod = make_pod(
+        [{"name": "main", "volumeMounts": mounts}],
+        [
+            {"name": "claim", "persistentVolumeClaim": {"claimName": "c"}},
+            host_path("v", tmp_path / "missing", "Directory"),
+        ],
+    )
+    assert prepare_mounts(pod, pod["spec"]["containers"][0], tmp_path / "job", {}) == []
+
+
+def test_config_volumes_are_materialised_under_the_job_dir(tmp_path: Path) -> None:
+    job = tmp_path / "job"
+    pod = make_pod(
+        [
+            {
+                "name": "main",
+                "volumeMounts": [
+                    {"name": "cfg", "mountPath": "/etc/app"},
+                    {"name": "scratch", "mountPath": "/scratch"},
+                ],
+            }
+        ],
+        [{"name": "cfg", "secret": {"secretName": "s"}}, {"name": "scratch", "emptyDir": {}}],
+    )
+    prepare_mounts(pod, pod["spec"]["containers"][0], job, {"cfg": {"token": "t0p", "sub/x": "y"}})
+    assert (job / "etc/app/token").read_text() == "t0p"
+    assert (job / "etc/app/sub/x").read_text() == "y"
+    assert oct((job / "secrets/cfg/token").stat().st_mode & 0o777) == "0o600"
+    assert (job / "scratch").is_dir()
+
+
+def run_locally(tmp_path: Path, pod: dict[str, Any], env: dict[str, list[tuple[str, str]]]) -> tuple[Path, JobInfo]:
+    script, limit = write_job(tmp_path, pod, env, {})
+    backend = LocalBackend()
+    job_dir = jobfiles.job_dir(tmp_path, pod)
+    job_id = backend.submit(job_dir, script, limit)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        info = backend.query([job_id])[job_id]
+        if info.state not in ("R", "PD"):
+            return job_dir, info
+        time.sleep(0.05)
+    raise AssertionError("local job did not finish")
+
+
+def test_job_script_runs_containers_in_job_dir_with_clean_env(tmp_path: Path) -> None:
+    pod = make_pod(
+        [
+            {"name": "main", "command": ["/bin/sh", "-c", 'echo "cwd=$PWD secret=$SECRET"; echo x >&2']},
+            {"name": "odd", "command": ["printenv", "a.b"]},
+            {"name": "side", "command": ["/bin/sh", "-c", 'test -z "$HOSTNAME_FROM_HOST"; exit 4']},
+        ],
+        annotations={"slurm-job.vk.io/pre-exec": "export HOSTNAME_FROM_HOST=1"},
+    )
+    job_dir, info = run_locally(tmp_path, pod, {"main": [("SECRET", "it's $not expanded")], "odd": [("a.b", "dots")]})
+    out = (job_dir / "run-main.out").read_text()
+    assert out.startswith(f"cwd={job_dir} secret=it's $not expanded\nx\n")
+    assert (job_dir / "run-odd.out").read_text().startswith("dots\n")  # any env name reaches the command
+    assert "real\t" in out  # bash `time` output, as in the plugin's logs
+    assert (job_dir / "run-main.status").read_text() == "0\n"
+    assert (job_dir / "run-side.status").read_text() == "4\n"  # host env is not passed into the "container"
+    assert info == JobInfo("F", str(4 << 8))  # exits with the highest code, reported as squeue would
+    assert "End of script, highest exit code 4" in (job_dir / "job.out").read_text()
+    assert oct(os.stat(job_dir / "main_envfile.properties").st_mode & 0o777) == "0o600"
+    assert "it's" not in (job_dir / "job.sh").read_text()  # values stay in the env file
+
+
+def test_failed_init_container_stops_the_job(tmp_path: Path) -> None:
+    pod = make_pod([{"name": "main", "command": ["echo", "never"]}])
+    pod["spec"]["initContainers"] = [{"name": "setup", "command": ["sh", "-c", "exit 2"]}]
+    job_dir, info = run_locally(tmp_path, pod, {})
+    assert info.state == "F"
+    assert (job_dir / "init-setup.status").read_text() == "2\n"
+    assert not (job_dir / "run-main.out").exists()
+
+
+def test_local_time_limit_gives_timeout(tmp_path: Path) -> None:
+    pod = make_pod([{"name": "main", "command": ["sleep", "30"]}], annotations={"slurm-job.vk.io/flags": "--time=0:1"})
+    _, info = run_locally(tmp_path, pod, {})
+    assert info == JobInfo("TO", "15")
+
+
+def test_local_cancel(tmp_path: Path) -> None:
+    pod = make_pod([{"name": "main", "command": ["sleep", "30"]}])
+    script, _ = write_job(tmp_path, pod, {}, {})
+    backend = LocalBackend()
+    job_id = backend.submit(jobfiles.job_dir(tmp_path, pod), script, None)
+    backend.cancel(job_id)
+    assert backend.query([job_id])[job_id] == JobInfo("CA", "15")

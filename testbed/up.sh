@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Bring the whole testbed up: Kubernetes control plane, Slurm with accounting, and the
+# virtual node agent standing in for interLink. Idempotent: what already runs is kept.
+#
+#   testbed/up.sh                       # Slurm mode (every pod is a real sbatch job)
+#   TESTBED_VNODE_MODE=local testbed/up.sh   # fast local mode (pods run as subprocesses)
+#   TESTBED_VNODE_POLL=5 TESTBED_VNODE_ARGS="--cfg-timeout 20" testbed/up.sh   # agent options
+#
+# State, logs and pid files live in ${INTERLINK_TESTBED_STATE:-/tmp/interlink-testbed};
+# `source $STATE/env` gives the kubeconfigs, namespace and node name to tests and scripts.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+case $VNODE_MODE in slurm | local) ;; *) die "TESTBED_VNODE_MODE must be slurm or local, not '$VNODE_MODE'" ;; esac
+
+BIN=$("$TESTBED_DIR/setup.sh" | tail -n 1)
+[ -x "$BIN/kube-apiserver" ] || die "setup.sh did not provide the Kubernetes binaries"
+mkdir -p "$STATE" "$LOGS" "$PIDS" "$PKI"
+say "state in $STATE, logs in $LOGS"
+
+# ---------------------------------------------------------------- certificates, tokens
+make_pki() {
+  cd "$PKI"
+  if [ ! -s ca.crt ]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
+      -subj /CN=interlink-testbed-ca 2>/dev/null
+  fi
+  if [ ! -s apiserver.crt ]; then
+    openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr \
+      -subj /CN=kube-apiserver 2>/dev/null
+    printf '%s\n' 'subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc' \
+      'extendedKeyUsage=serverAuth' 'keyUsage=digitalSignature,keyEncipherment' >apiserver.ext
+    openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile apiserver.ext -out apiserver.crt 2>/dev/null
+  fi
+  if [ ! -s sa.key ]; then
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+  fi
+  if [ ! -s tokens.csv ]; then
+    # token,user,uid[,"group,..."]: an admin in system:masters and the unprivileged executor
+    (umask 077 && printf '%s,admin,admin,system:masters\n%s,snakemake-executor,snakemake-executor\n' \
+      "$(openssl rand -hex 24)" "$(openssl rand -hex 24)" >tokens.csv)
+  fi
+  cd - >/dev/null
+}
+
+write_kubeconfig() { # file user token namespace
+  local ca
+  ca=$(base64 -w0 <"$PKI/ca.crt")
+  (umask 077 && cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: testbed
+  cluster:
+    server: https://127.0.0.1:$API_PORT
+    certificate-authority-data: $ca
+users:
+- name: $2
+  user:
+    token: $3
+contexts:
+- name: $2@testbed
+  context:
+    cluster: testbed
+    user: $2
+    namespace: $4
+current-context: $2@testbed
+EOF
+  )
+}
+
+make_pki
+ADMIN_TOKEN=$(awk -F, '$2=="admin"{print $1}' "$PKI/tokens.csv")
+EXECUTOR_TOKEN=$(awk -F, '$2=="snakemake-executor"{print $1}' "$PKI/tokens.csv")
+ADMIN_KUBECONFIG=$STATE/admin.kubeconfig
+EXECUTOR_KUBECONFIG=$STATE/executor.kubeconfig
+write_kubeconfig "$ADMIN_KUBECONFIG" admin "$ADMIN_TOKEN" default
+write_kubeconfig "$EXECUTOR_KUBECONFIG" snakemake-executor "$EXECUTOR_TOKEN" "$NAMESPACE"
+
+api() { curl -fsS --cacert "$PKI/ca.crt" -H "Authorization: Bearer $ADMIN_TOKEN" "https://127.0.0.1:$API_PORT$1"; }
+
+# ---------------------------------------------------------------- Kubernetes control plane
+start_daemon etcd etcd --name testbed --data-dir "$STATE/etcd" \
+  --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+  --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+  --initial-cluster testbed=http://127.0.0.1:2380 --unsafe-no-fsync
+wait_for etcd 30 curl -fsS http://127.0.0.1:2379/health
+
+start_daemon kube-apiserver "$BIN/kube-apiserver" \
+  --etcd-servers=http://127.0.0.1:2379 --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
+  --secure-port="$API_PORT" --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
+  --client-ca-file="$PKI/ca.crt" --token-auth-file="$PKI/tokens.csv" --authorization-mode=RBAC \
+  --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
+  --service-account-issuer=https://kubernetes.default.svc --service-cluster-ip-range=10.0.0.0/24 \
+  --allow-privileged=true --kubelet-preferred-address-types=InternalIP
+wait_for kube-apiserver 60 api /readyz
+
+start_daemon kube-controller-manager "$BIN/kube-controller-manager" \
+  --kubeconfig="$ADMIN_KUBECONFIG" --authentication-kubeconfig="$ADMIN_KUBECONFIG" \
+  --authorization-kubeconfig="$ADMIN_KUBECONFIG" --bind-address=127.0.0.1 --secure-port=10257 \
+  --leader-elect=false --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
+  --use-service-account-credentials=false --controllers='*,-nodelifecycle'
+start_daemon kube-scheduler "$BIN/kube-scheduler" \
+  --kubeconfig="$ADMIN_KUBECONFIG" --authentication-kubeconfig="$ADMIN_KUBECONFIG" \
+  --authorization-kubeconfig="$ADMIN_KUBECONFIG" --bind-address=127.0.0.1 --secure-port=10259 \
+  --leader-elect=false
+wait_for "the controller-manager (default service account)" 60 api /api/v1/namespaces/default/serviceaccounts/default
+
+say "applying namespace $NAMESPACE and $TESTBED_DIR/rbac.yaml"
+PYTHONPATH=$TESTBED_DIR "$PY" -m kubeapply --kubeconfig "$ADMIN_KUBECONFIG" "$TESTBED_DIR/rbac.yaml" >&2
+
+# ---------------------------------------------------------------- Slurm with accounting
+HOST=$(hostname -s)
+mkdir -p /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /etc/slurm
+sed -e "s/HOSTNAME/$HOST/g" \
+  -e "s|^SlurmctldLogFile=.*|SlurmctldLogFile=$LOGS/slurmctld.log|" \
+  -e "s|^SlurmdLogFile=.*|SlurmdLogFile=$LOGS/slurmd.log|" \
+  "$TESTBED_DIR/configs/slurm.conf" >/etc/slurm/slurm.conf.new
+slurm_conf_changed=0
+if cmp -s /etc/slurm/slurm.conf.new /etc/slurm/slurm.conf; then
+  rm /etc/slurm/slurm.conf.new
+else
+  mv /etc/slurm/slurm.conf.new /etc/slurm/slurm.conf
+  slurm_conf_changed=1
+fi
+sed -e "s|^LogFile=.*|LogFile=$LOGS/slurmdbd.log|" "$TESTBED_DIR/configs/slurmdbd.conf" >/etc/slurm/slurmdbd.conf.new
+install -m 600 /etc/slurm/slurmdbd.conf.new /etc/slurm/slurmdbd.conf && rm -f /etc/slurm/slurmdbd.conf.new
+
+[ -s /etc/munge/munge.key ] || { mungekey --create --keyfile=/etc/munge/munge.key && chown munge:munge /etc/munge/munge.key; }
+mkdir -p /run/munge /var/log/munge /var/lib/munge && chown munge:munge /run/munge /var/log/munge /var/lib/munge
+start_daemon munged setpriv --reuid=munge --regid=munge --init-groups /usr/sbin/munged --foreground
+wait_for munge 20 sh -c 'munge -n | unmunge'
+
+mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
+start_daemon mariadb /usr/sbin/mariadbd --user=mysql --bind-address=127.0.0.1 --log-error="$LOGS/mariadb.log"
+wait_for mariadb 60 mariadb -e 'select 1'
+mariadb -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+  CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'slurmpw';
+  GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';"
+
+start_daemon slurmdbd /usr/sbin/slurmdbd -D
+wait_for slurmdbd 60 sacctmgr -n list cluster
+if ! sacctmgr -n -P list cluster format=cluster | grep -qx testbed; then
+  sacctmgr -i add cluster testbed >&2
+fi
+if ((slurm_conf_changed)) && is_up slurmctld; then
+  say "slurm.conf changed: scontrol reconfigure"
+  scontrol reconfigure >&2
+fi
+start_daemon slurmctld /usr/sbin/slurmctld -D
+wait_for slurmctld 30 scontrol ping
+start_daemon slurmd /usr/sbin/slurmd -D
+node_usable() { sinfo -h -n "$HOST" -o %T | grep -qE '^(idle|mixed|allocated|completing)'; }
+for _ in 1 2 3 4 5 6; do node_usable && break; sleep 0.5; done
+if ! node_usable && sinfo -h -n "$HOST" -o %T | grep -qE 'down|drain'; then
+  say "Slurm node $HOST is $(sinfo -h -n "$HOST" -o %T); resuming it"
+  scontrol update nodename="$HOST" state=resume >&2 || true
+fi
+wait_for "Slurm node $HOST (idle)" 60 node_usable
+
+# ---------------------------------------------------------------- the virtual node
+VNODE_STATE=$STATE/vnode
+mkdir -p "$VNODE_STATE"
+# TESTBED_VNODE_ARGS: extra agent options, e.g. "--cfg-timeout 20 --pods 500" (see python -m vnode -h)
+# shellcheck disable=SC2206
+vnode_cmd=(env PYTHONPATH="$TESTBED_DIR" PYTHONUNBUFFERED=1 "$PY" -m vnode
+  --node "$NODE_NAME" --kubeconfig "$ADMIN_KUBECONFIG" --port "$KUBELET_PORT"
+  --batch "$VNODE_MODE" --poll "${TESTBED_VNODE_POLL:-1.0}" --state-dir "$VNODE_STATE"
+  --image-path "${TESTBED_IMAGE_PATH:-$REPO_DIR/.venv/bin}" ${TESTBED_VNODE_ARGS:-})
+if is_up "$NODE_NAME" && [ "$(cat "$STATE/vnode.cmd" 2>/dev/null)" != "${vnode_cmd[*]}" ]; then
+  say "virtual node options changed (mode $VNODE_MODE); restarting it"
+  stop_daemon "$NODE_NAME"
+fi
+echo "${vnode_cmd[*]}" >"$STATE/vnode.cmd"
+echo "$VNODE_MODE" >"$STATE/vnode.mode"
+start_daemon "$NODE_NAME" "${vnode_cmd[@]}"
+node_ready() {
+  api "/api/v1/nodes/$NODE_NAME" | jq -e '.status.conditions[] | select(.type == "Ready") | .status == "True"'
+}
+wait_for "virtual node $NODE_NAME (Ready)" 60 node_ready
+
+cat >"$STATE/env" <<EOF
+# Written by testbed/up.sh; source it to reach the testbed.
+export TESTBED_STATE=$STATE
+export TESTBED_ADMIN_KUBECONFIG=$ADMIN_KUBECONFIG
+export TESTBED_EXECUTOR_KUBECONFIG=$EXECUTOR_KUBECONFIG
+export TESTBED_NAMESPACE=$NAMESPACE
+export TESTBED_NODE=$NODE_NAME
+export TESTBED_VNODE_MODE=$VNODE_MODE
+export TESTBED_JOBS_DIR=$VNODE_STATE/jobs
+export TESTBED_LOGS=$LOGS
+EOF
+say "up: source $STATE/env  (executor kubeconfig: $EXECUTOR_KUBECONFIG, node $NODE_NAME in $VNODE_MODE mode)"

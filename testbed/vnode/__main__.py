@@ -1,0 +1,90 @@
+"""python -m vnode --node vk-slurm --kubeconfig admin.kubeconfig --batch slurm --state-dir DIR"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from .agent import Agent, AgentConfig
+from .batch import make_backend
+from .kube import Kube
+from .logs_server import ensure_certificate, serve
+from .sbatch import CONTAINER_PATH
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="vnode", description="interLink virtual node stand-in for the testbed")
+    parser.add_argument("--node", default="vk-slurm", help="Node name to register")
+    parser.add_argument(
+        "--kubeconfig", required=True, help="kubeconfig with rights on nodes, pods, secrets, configmaps, events"
+    )
+    parser.add_argument("--port", type=int, default=10250, help="kubelet HTTPS port (logs)")
+    parser.add_argument("--address", default="127.0.0.1", help="InternalIP of the node; the logs server binds it")
+    parser.add_argument(
+        "--batch", choices=("slurm", "local"), default="slurm", help="run pods as Slurm jobs or local processes"
+    )
+    parser.add_argument("--poll", type=float, default=1.0, help="seconds between status rounds")
+    parser.add_argument("--ping-interval", type=float, default=10.0, help="seconds between batch pings / Node updates")
+    parser.add_argument(
+        "--cfg-timeout", type=float, default=300.0, help="seconds to wait for missing ConfigMap/Secret volumes"
+    )
+    parser.add_argument("--state-dir", type=Path, required=True, help="job directories go to STATE_DIR/jobs")
+    parser.add_argument(
+        "--image-path",
+        default="",
+        help="directories put first on the job's PATH: they stand in for what the pod's image holds "
+        "(Python and Snakemake), since there is no container runtime",
+    )
+    parser.add_argument("--cpu", default="8", help="advertised cpu capacity")
+    parser.add_argument("--memory", default="49Gi", help="advertised memory capacity")
+    parser.add_argument("--pods", default="100", help="advertised pod capacity")
+    parser.add_argument("--gpus", default="0", help="advertised nvidia.com/gpu capacity")
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    config = AgentConfig(
+        node=args.node,
+        state_dir=args.state_dir.resolve(),
+        address=args.address,
+        port=args.port,
+        poll=args.poll,
+        ping_interval=args.ping_interval,
+        cfg_timeout=args.cfg_timeout,
+        container_path=":".join(p for p in (args.image_path, CONTAINER_PATH) if p),
+        capacity={"cpu": args.cpu, "memory": args.memory, "pods": args.pods, "nvidia.com/gpu": args.gpus},
+    )
+    agent = Agent(config, Kube(args.kubeconfig), make_backend(args.batch))
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        logging.info("signal %d: stopping (jobs keep running and are re-adopted on restart)", signum)
+        agent.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    cert, key = ensure_certificate(config.state_dir, config.node, config.address)
+    serve(config.address, config.port, cert, key, agent.locate)
+    agent.start_background()
+    logging.info(
+        "node %s up: %s backend, poll %.1fs, logs on https://%s:%d, jobs in %s",
+        config.node,
+        args.batch,
+        config.poll,
+        config.address,
+        config.port,
+        config.jobs_dir,
+    )
+    agent.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""Batch backends: real Slurm, or local subprocesses with the same interface and states.
+
+Both report jobs with Slurm's compact state codes (PD, R, CG, CD, F, TO, CA, OOM, ...)
+and the job's exit code, which is all the plugin's status logic reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+class BatchUnavailable(Exception):
+    """The batch system did not answer; callers keep the last known state."""
+
+
+class SubmitError(Exception):
+    """The batch system refused the job; the text is what it said."""
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    state: str  # Slurm compact state code
+    exit_field: str  # squeue's exit_code column as printed (22.05: the raw wait status, e.g. 768 for exit 3)
+
+
+class Backend(Protocol):
+    name: str
+
+    def submit(self, job_dir: Path, script: Path, time_limit: int | None) -> str: ...
+
+    def query(self, job_ids: list[str]) -> dict[str, JobInfo]: ...
+
+    def cancel(self, job_id: str) -> None: ...
+
+    def adopt(self, job_id: str, job_dir: Path) -> None: ...
+
+    def ping(self) -> tuple[bool, str]: ...
+
+
+def _run(argv: list[str], timeout: float = 60.0, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False)
+
+
+class SlurmBackend:
+    """sbatch / squeue / scancel / scontrol ping, as the interLink Slurm plugin calls them."""
+
+    name = "slurm"
+    _SUBMITTED = re.compile(r"Submitted batch job (\d+)")
+
+    def submit(self, job_dir: Path, script: Path, time_limit: int | None) -> str:
+        result = _run(["sbatch", str(script)], cwd=job_dir)
+        # The plugin treats ANY output on stderr as a failed submission (even a warning).
+        if result.stderr.strip():
+            raise SubmitError(result.stderr)
+        match = self._SUBMITTED.search(result.stdout)
+        if not match:
+            raise SubmitError(result.stdout or f"sbatch exited with {result.returncode}")
+        return match.group(1)
+
+    def query(self, job_ids: list[str]) -> dict[str, JobInfo]:
+        """One squeue for every job slurmctld knows (completed ones stay for MinJobAge)."""
+        try:
+            result = _run(
+                ["squeue", "--noheader", "-a", "--states=all", "-O", "JobID:|,StateCompact:|,exit_code:|"], timeout=30
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise BatchUnavailable("squeue timed out") from exc
+        if result.returncode != 0:
+            raise BatchUnavailable((result.stderr or result.stdout).strip())
+        wanted = set(job_ids)
+        jobs: dict[str, JobInfo] = {}
+        for line in result.stdout.splitlines():
+            fields = [f.strip() for f in line.split("|")]
+            if len(fields) < 3 or fields[0] not in wanted:
+                continue
+            jobs[fields[0]] = JobInfo(fields[1], fields[2])
+        return jobs
+
+    def cancel(self, job_id: str) -> None:
+        result = _run(["scancel", job_id], timeout=30)
+        if result.returncode != 0:
+            raise BatchUnavailable(result.stderr.strip() or f"scancel exited with {result.returncode}")
+
+    def adopt(self, job_id: str, job_dir: Path) -> None:
+        """Nothing to do: slurmctld remembers its jobs."""
+
+    def ping(self) -> tuple[bool, str]:
+        try:
+            result = _run(["scontrol", "ping"], timeout=15)
+        except subprocess.TimeoutExpired:
+            return False, "scontrol ping timed out"
+        text = (result.stdout + result.stderr).strip()
+        first = text.splitlines()[0] if text else f"scontrol ping exited with {result.returncode}"
+        return result.returncode == 0 and "UP" in text, first
+
+
+@dataclass
+class _LocalJob:
+    job_dir: Path
+    process: subprocess.Popen[bytes] | None
+    started: float
+    time_limit: int | None
+    final: JobInfo | None = None
+
+
+class LocalBackend:
+    """Runs job.slurm with bash as a plain subprocess (fast local mode, no Slurm).
+
+    The #SBATCH lines are comments here; only --time is enforced (TIMEOUT like Slurm).
+    The job's exit code is written to <job dir>/local.rc by a wrapper shell, and its pid to
+    local.pid, so that a restarted agent can pick up jobs that kept running.
+    """
+
+    name = "local"
+    KILL_WAIT = 5.0  # like Slurm's KillWait: SIGTERM, then SIGKILL
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, _LocalJob] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, job_dir: Path, script: Path, time_limit: int | None) -> str:
+        rc_file = job_dir / "local.rc"
+        with open(job_dir / "job.out", "ab") as out:
+            process = subprocess.Popen(
+                ["/bin/bash", "-c", 'bash "$1"; echo $? > "$2"', "local-job", str(script), str(rc_file)],
+                cwd=job_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(job_dir)},
+            )
+        job_id = str(process.pid)
+        (job_dir / "local.pid").write_text(job_id)
+        with self._lock:
+            self._jobs[job_id] = _LocalJob(job_dir, process, time.monotonic(), time_limit)
+        return job_id
+
+    def adopt(self, job_id: str, job_dir: Path) -> None:
+        with self._lock:
+            self._jobs.setdefault(job_id, _LocalJob(job_dir, None, time.monotonic(), None))
+
+    def query(self, job_ids: list[str]) -> dict[str, JobInfo]:
+        with self._lock:
+            return {
+                job_id: self._state(job_id, job) for job_id in job_ids if (job := self._jobs.get(job_id)) is not None
+            }
+
+    def _state(self, job_id: str, job: _LocalJob) -> JobInfo:
+        if job.final is not None:
+            return job.final
+        alive = job.process.poll() is None if job.process else _alive(int(job_id), job.job_dir)
+        if alive:
+            if job.time_limit is not None and time.monotonic() - job.started > job.time_limit:
+                self._kill(job_id)
+                job.final = JobInfo("TO", "15")  # what squeue shows for a timed-out job
+                return job.final
+            return JobInfo("R", "0")
+        rc_text = _read(job.job_dir / "local.rc")
+        if rc_text is None:  # killed before the wrapper could write it: squeue shows the signal
+            returncode = job.process.returncode if job.process else None
+            job.final = JobInfo("F", str(-returncode) if returncode and returncode < 0 else "9")
+        else:
+            code = int(rc_text) if rc_text.isdigit() else 1
+            job.final = JobInfo("CD" if code == 0 else "F", str((code & 0xFF) << 8))  # a raw wait status
+        return job.final
+
+    def cancel(self, job_id: str) -> None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.final is not None:
+                return
+            self._kill(job_id)
+            job.final = JobInfo("CA", "15")
+
+    def _kill(self, job_id: str) -> None:
+        pgid = int(job_id)
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+
+        def finish() -> None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+            with self._lock:
+                job = self._jobs.get(job_id)
+                if job and job.process:
+                    job.process.poll()  # reap
+
+        timer = threading.Timer(self.KILL_WAIT, finish)
+        timer.daemon = True
+        timer.start()
+
+    def ping(self) -> tuple[bool, str]:
+        return True, "local mode"
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _alive(pid: int, job_dir: Path) -> bool:
+    """A process of ours that survived an agent restart (checked by its command line)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return str(job_dir).encode() in cmdline
+
+
+def make_backend(name: str) -> Backend:
+    if name == "slurm":
+        return SlurmBackend()
+    if name == "local":
+        return LocalBackend()
+    raise ValueError(f"unknown batch backend {name!r} (slurm or local)")

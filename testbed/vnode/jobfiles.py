@@ -1,0 +1,165 @@
+"""The job directory, <state>/jobs/<namespace>-<pod uid>/, laid out as the plugin does.
+
+job.slurm, job.sh, job.out (Slurm's output), run-<ctn>.out / .status per container,
+<ctn>_envfile.properties (mode 600), JobID.jid; ConfigMap/Secret/emptyDir volumes are
+materialised under the directory and linked at <job dir>/<mountPath> (no container, so no
+real mount: the job finds them relative to its working directory).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from . import sbatch
+
+log = logging.getLogger(__name__)
+
+
+class ProviderError(Exception):
+    """The plugin refuses the pod (e.g. a bad hostPath): the pod becomes ProviderFailed."""
+
+
+def job_dir(root: Path, pod: dict[str, Any]) -> Path:
+    meta = pod["metadata"]
+    return root / f"{meta['namespace']}-{meta['uid']}"
+
+
+def _link_at_mount_path(job_dir: Path, source: Path, mount_path: str) -> None:
+    link = job_dir / mount_path.lstrip("/")
+    if link == job_dir or link.exists() or link.is_symlink():
+        return
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(source)
+
+
+def _write_files(target: Path, files: dict[str, str], mode: int) -> None:
+    for rel, content in files.items():
+        path = target / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+        path.chmod(mode)
+
+
+def prepare_mounts(
+    pod: dict[str, Any], container: dict[str, Any], job_dir: Path, volume_data: dict[str, dict[str, str]]
+) -> list[str]:
+    """The plugin's prepareMounts for one container: returns the binds singularity would get.
+
+    hostPath must be of type Directory (and exist) or DirectoryOrCreate (created); any other
+    type, including the default "", is refused. A volume of a kind the plugin does not know
+    (e.g. a PVC) silently ends the processing of this container's remaining mounts.
+    """
+    volumes = {v["name"]: v for v in (pod.get("spec") or {}).get("volumes") or []}
+    pod_name = pod["metadata"]["name"]
+    binds: list[str] = []
+    for mount in container.get("volumeMounts") or []:
+        volume = volumes.get(mount["name"])
+        if volume is None:
+            raise ProviderError(f"volume {mount['name']} not found in pod {pod_name}")
+        mount_path = mount["mountPath"]
+        if "configMap" in volume or "secret" in volume or "projected" in volume:
+            kind = "configMaps" if "configMap" in volume else "secrets" if "secret" in volume else "projectedVolumeMaps"
+            target = job_dir / kind / volume["name"]
+            _write_files(target, volume_data.get(volume["name"], {}), 0o600 if kind == "secrets" else 0o644)
+            _link_at_mount_path(job_dir, target, mount_path)
+            binds.append(f"{target}:{mount_path}")
+        elif "emptyDir" in volume:
+            target = job_dir / "emptyDirs" / volume["name"]
+            target.mkdir(parents=True, exist_ok=True)
+            _link_at_mount_path(job_dir, target, mount_path)
+            binds.append(f"{target}:{mount_path}")
+        elif "hostPath" in volume:
+            host_path = volume["hostPath"].get("path", "")
+            kind = volume["hostPath"].get("type") or ""
+            if not host_path or not mount_path:
+                raise ProviderError(f"hostPath or containerPath is empty for volume {volume['name']} in pod {pod_name}")
+            if kind == "Directory":
+                if not os.path.exists(host_path):
+                    raise ProviderError(
+                        f"hostPath directory {host_path} does not exist for volume {volume['name']} in pod {pod_name}"
+                    )
+            elif kind == "DirectoryOrCreate":
+                os.makedirs(host_path, exist_ok=True)
+            else:
+                raise ProviderError(f"unsupported hostPath type {kind} for volume {volume['name']} in pod {pod_name}")
+            binds.append(f"{host_path}:{mount_path}" + (":ro" if mount.get("readOnly") else ""))
+        else:
+            break  # "Silently ignoring unknown volume type": the rest of this container's mounts too
+    return binds
+
+
+def write_job(
+    root: Path,
+    pod: dict[str, Any],
+    env: dict[str, list[tuple[str, str]]],
+    volume_data: dict[str, dict[str, str]],
+    container_path: str = sbatch.CONTAINER_PATH,
+) -> tuple[Path, int | None]:
+    """Create the job directory and scripts; returns (job.slurm path, --time in seconds)."""
+    directory = job_dir(root, pod)
+    directory.mkdir(parents=True, exist_ok=True)
+    init_names = {c["name"] for c in (pod.get("spec") or {}).get("initContainers") or []}
+    runs: list[sbatch.ContainerRun] = []
+    for container in sbatch.all_containers(pod):
+        name = container["name"]
+        binds = prepare_mounts(pod, container, directory, volume_data)
+        env_file = None
+        if env.get(name):
+            path = directory / f"{name}_envfile.properties"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(sbatch.env_file_content(env[name]))
+            env_file = str(path)
+        runs.append(
+            sbatch.ContainerRun(
+                name, sbatch.container_argv(container), env_file, init=name in init_names, binds=tuple(binds)
+            )
+        )
+    flags = sbatch.sbatch_flags(pod)
+    (directory / "job.slurm").write_text(sbatch.render_job_slurm(pod, str(directory), flags))
+    (directory / "job.sh").write_text(sbatch.render_job_sh(pod, str(directory), runs, container_path))
+    (directory / "job.slurm").chmod(0o774)
+    (directory / "job.sh").chmod(0o774)
+    return directory / "job.slurm", sbatch.time_limit_seconds(flags)
+
+
+def record_submission(directory: Path, pod: dict[str, Any], job_id: str) -> None:
+    (directory / "JobID.jid").write_text(job_id)
+    (directory / "PodUID.uid").write_text(pod["metadata"]["uid"])
+    (directory / "PodNamespace.ns").write_text(pod["metadata"]["namespace"])
+
+
+def read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def status_files(directory: Path, names: list[str]) -> dict[str, str | None]:
+    """Each container's run-<name>.status (or init-<name>.status), None where absent."""
+    result = {}
+    for name in names:
+        text = read_text(directory / f"run-{name}.status")
+        result[name] = text if text is not None else read_text(directory / f"init-{name}.status")
+    return result
+
+
+def remove(directory: Path, attempts: int = 5) -> None:
+    """rm -rf, retried: files still being closed by slurmstepd can make a first pass fail."""
+    for attempt in range(attempts):
+        try:
+            shutil.rmtree(directory)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if attempt == attempts - 1:
+                log.warning("could not remove %s: %s", directory, exc)
+                return
+            time.sleep(0.1 * (attempt + 1))

@@ -1,0 +1,135 @@
+"""The Node object: interLink's labels and taint, capacity, addresses, Ready condition.
+
+Nobody else maintains it here (the node-lifecycle controller is off in the testbed), so
+the agent does what the VK and that controller would: it removes the not-ready taint the
+API server adds to a new Node, keeps Ready in step with the batch system's ping, and while
+NotReady adds `node.kubernetes.io/not-ready:NoSchedule` so that new pods stay unscheduled.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from .kube import ApiError, Kube
+
+log = logging.getLogger(__name__)
+
+INTERLINK_TAINT = {"key": "virtual-node.interlink/no-schedule", "value": "true", "effect": "NoSchedule"}
+NOT_READY_TAINT = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    address: str
+    port: int
+    capacity: dict[str, str] = field(
+        default_factory=lambda: {"cpu": "8", "memory": "49Gi", "pods": "100", "nvidia.com/gpu": "0"}
+    )
+    version: str = "v1.20.2-vk-interlink-testbed"
+
+    def labels(self) -> dict[str, str]:
+        return {
+            "alpha.service-controller.kubernetes.io/exclude-balancer": "true",
+            "kubernetes.io/os": "virtual-kubelet",
+            "kubernetes.io/hostname": self.name,
+            "kubernetes.io/role": "agent",
+            "node.kubernetes.io/exclude-from-external-load-balancers": "true",
+            "virtual-node.interlink/type": "virtual-kubelet",
+        }
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def desired_taints(ready: bool) -> list[dict[str, str]]:
+    return [INTERLINK_TAINT] if ready else [INTERLINK_TAINT, NOT_READY_TAINT]
+
+
+def node_status(spec: NodeSpec, ready: bool, message: str, transition: str, heartbeat: str) -> dict[str, Any]:
+    """Status subresource body: conditions, addresses, the kubelet port, capacity."""
+
+    def condition(kind: str, status: str, reason: str, text: str) -> dict[str, str]:
+        return {
+            "type": kind,
+            "status": status,
+            "reason": reason,
+            "message": text,
+            "lastHeartbeatTime": heartbeat,
+            "lastTransitionTime": transition,
+        }
+
+    return {
+        "conditions": [
+            condition("Ready", "True" if ready else "False", "KubeletReady" if ready else "KubeletNotReady", message),
+            condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory"),
+            condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID"),
+            condition(
+                "NetworkUnavailable",
+                "False" if ready else "True",
+                "RouteCreated" if ready else "NoRouteCreated",
+                "virtual node network",
+            ),
+        ],
+        "addresses": [{"type": "InternalIP", "address": spec.address}, {"type": "Hostname", "address": spec.name}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": spec.port}},
+        "capacity": dict(spec.capacity),
+        "allocatable": dict(spec.capacity),
+        "nodeInfo": {
+            "kubeletVersion": spec.version,
+            "kubeProxyVersion": spec.version,
+            "operatingSystem": "linux",
+            "architecture": "amd64",
+            "containerRuntimeVersion": "slurm://testbed",
+            "osImage": "interLink testbed",
+            "kernelVersion": "",
+            "machineID": "",
+            "systemUUID": "",
+            "bootID": "",
+        },
+    }
+
+
+class NodeKeeper:
+    """Registers the Node and refreshes it after every ping of the batch system."""
+
+    def __init__(self, kube: Kube, spec: NodeSpec) -> None:
+        self._kube = kube
+        self._spec = spec
+        self._path = f"/api/v1/nodes/{spec.name}"
+        self._ready: bool | None = None
+        self._transition = now()
+
+    def register(self) -> None:
+        try:
+            self._kube.get(self._path)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            body = {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": self._spec.name, "labels": self._spec.labels()},
+                "spec": {"taints": [INTERLINK_TAINT]},
+            }
+            self._kube.post("/api/v1/nodes", body)
+            log.info("registered node %s", self._spec.name)
+
+    def update(self, ready: bool, message: str) -> None:
+        """Write labels, taints and status (the taints replace whatever is there)."""
+        if ready != self._ready:
+            if self._ready is not None:
+                log.warning("node %s is now %s: %s", self._spec.name, "Ready" if ready else "NotReady", message)
+            self._ready = ready
+            self._transition = now()
+        self._kube.patch(
+            self._path, {"metadata": {"labels": self._spec.labels()}, "spec": {"taints": desired_taints(ready)}}
+        )
+        self._kube.patch(
+            self._path + "/status", {"status": node_status(self._spec, ready, message, self._transition, now())}
+        )

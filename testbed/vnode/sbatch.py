@@ -1,0 +1,246 @@
+"""Pod -> Slurm job scripts, as the interLink Slurm plugin writes them (pure: no I/O).
+
+Two files per job, as in the plugin: `job.slurm` (the #SBATCH header, the pre-exec
+annotation, then a call of job.sh) and `job.sh` (runs every container in the background
+with its output in run-<name>.out and its exit code in run-<name>.status, init containers
+first and fail-fast, and exits with the highest exit code). The container runtime call
+(`singularity exec --containall ... image cmd args`) is replaced by `runtime`, a shell
+function that runs the command on the host with a clean environment in the job directory.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from . import flags as slurm_flags
+from .quantity import cpu_cores, memory_bytes
+
+FLAGS_ANNOTATION = "slurm-job.vk.io/flags"
+PRE_EXEC_ANNOTATION = "slurm-job.vk.io/pre-exec"
+# PATH inside the stand-in "container": an image would bring its own; the host's is not passed
+# (singularity --containall implies --cleanenv).
+CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the plugin derives from pod limits (requests are never read)."""
+
+    cpus: int
+    memory_bytes: int
+    cpu_from_pod: bool  # False: no container has a cpu limit (the plugin's isDefaultCPU)
+    memory_from_pod: bool  # False: no memory limit anywhere -> the plugin submits --mem=1
+
+
+@dataclass(frozen=True)
+class ContainerRun:
+    """One container of the job script."""
+
+    name: str
+    argv: list[str]
+    env_file: str | None = None  # NUL-separated NAME=value pairs, read by `runtime`
+    init: bool = False
+    binds: tuple[str, ...] = ()  # what singularity would --bind (informative: paths are the host's)
+
+
+def all_containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    """Init containers first, then containers: the order in which the plugin reads them."""
+    spec = pod.get("spec") or {}
+    return list(spec.get("initContainers") or []) + list(spec.get("containers") or [])
+
+
+def pod_limits(pod: dict[str, Any]) -> Limits:
+    """Maximum of the cpu (rounded up) and memory limits over all containers.
+
+    Without any cpu limit the plugin uses 1 cpu; without any memory limit, 1 MiB.
+    """
+    cpus, memory = 0, 0
+    cpu_from_pod = memory_from_pod = False
+    for container in all_containers(pod):
+        limits = (container.get("resources") or {}).get("limits") or {}
+        container_cpus = math.ceil(cpu_cores(limits.get("cpu")))
+        container_memory = memory_bytes(limits.get("memory"))
+        # Same order of updates as the plugin: a default set by an earlier container without
+        # limits is only replaced by a larger limit (so 512Ki after a default gives --mem=1).
+        if container_cpus == 0:
+            if not cpu_from_pod:
+                cpus = 1
+        else:
+            cpus = max(cpus, container_cpus)
+            cpu_from_pod = True
+        if container_memory == 0:
+            if not memory_from_pod:
+                memory = 1024 * 1024
+        else:
+            memory = max(memory, container_memory)
+            memory_from_pod = True
+    return Limits(cpus or 1, memory or 1024 * 1024, cpu_from_pod, memory_from_pod)
+
+
+def sbatch_flags(pod: dict[str, Any]) -> list[str]:
+    """The #SBATCH flags after the job name and output: annotation flags, then limits.
+
+    `--cpus-per-task`/`-c` and `--mem` from the annotation are dropped when the pod has
+    such a limit; the limits are appended last, so they win over everything else.
+    """
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    limits = pod_limits(pod)
+    chosen: list[str] = []
+    cpu_from_flags = memory_from_flags = False
+    for flag in slurm_flags.split_flags(annotations.get(FLAGS_ANNOTATION, "")):
+        key = slurm_flags.flag_key(flag)
+        if key == "--cpus-per-task":
+            if limits.cpu_from_pod:
+                continue
+            cpu_from_flags = True
+        elif key == "--mem":
+            if limits.memory_from_pod:
+                continue
+            memory_from_flags = True
+        chosen.append(flag)
+    run_as = ((pod.get("spec") or {}).get("securityContext") or {}).get("runAsUser")
+    if isinstance(run_as, int) and run_as >= 0:
+        chosen.append(f"--uid={run_as}")
+    if limits.cpu_from_pod:
+        chosen.append(f"--cpus-per-task={limits.cpus}")
+    elif not cpu_from_flags:
+        chosen.append("--cpus-per-task=1")
+    if limits.memory_from_pod:
+        chosen.append(f"--mem={limits.memory_bytes // 1024 // 1024}")
+    elif not memory_from_flags:
+        chosen.append("--mem=1")
+    return slurm_flags.deduplicate(chosen)
+
+
+def time_limit_seconds(flags: list[str]) -> int | None:
+    """The --time the job was given, in seconds (for the local backend, which has no Slurm)."""
+    for flag in flags:
+        if slurm_flags.flag_key(flag) == "--time":
+            return slurm_flags.slurm_time_seconds(slurm_flags.flag_value(flag))
+    return None
+
+
+def container_argv(container: dict[str, Any]) -> list[str]:
+    """What the container runs: command + args (`singularity exec`).
+
+    Without a command the plugin uses `singularity run`, i.e. the image's entrypoint with
+    the args; there is no image here, so the args are run as the command (and `true`
+    stands for an image whose entrypoint does nothing).
+    """
+    argv = list(container.get("command") or []) + list(container.get("args") or [])
+    return argv or ["true"]
+
+
+def render_job_slurm(pod: dict[str, Any], job_dir: str, flags: list[str]) -> str:
+    """job.slurm: what sbatch receives."""
+    meta = pod.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    lines = [
+        "#!/bin/bash",
+        f"#SBATCH --job-name={meta.get('uid', '')}",
+        f"#SBATCH --output={job_dir}/job.out",
+    ]
+    lines += [f"#SBATCH {flag}" for flag in flags if flag]
+    lines.append("")
+    if PRE_EXEC_ANNOTATION in annotations:
+        lines.append(annotations[PRE_EXEC_ANNOTATION])
+    lines.append(f"{job_dir}/job.sh")
+    return "\n".join(lines) + "\n"
+
+
+_JOB_SH_HEAD = r"""#!/bin/bash
+# Written by the testbed's virtual node, standing in for the interLink Slurm plugin's job.sh.
+export workingPath=@JOB_DIR@
+export SANDBOX=@JOB_DIR@
+cd "$workingPath" || exit 1
+
+stamp() { date -Is --utc; }
+
+# Stand-in for `singularity exec --containall`: the host's environment is not passed, the
+# pod's env comes from the env file, and the command starts in the job directory.
+runtime() {
+  local envfile=$1 vars=()
+  shift
+  if [ "$envfile" != - ]; then mapfile -d '' -t vars <"$envfile"; fi
+  env -i PATH=@PATH@ HOME="$workingPath" "${vars[@]}" "$@"
+}
+
+# Init containers: one after the other; the first failure ends the job.
+runInit() {
+  local name=$1 rc
+  shift
+  printf '%s\n' "$(stamp) Running init container $name..."
+  time ( "$@" ) &>"$workingPath/init-$name.out"
+  rc=$?
+  printf '%s\n' "$rc" >"$workingPath/init-$name.status"
+  if [ "$rc" != 0 ]; then
+    printf '%s\n' "$(stamp) InitContainer $name failed with status $rc" >&2
+    exit "$rc"
+  fi
+}
+
+# Containers: all in the background, waited for at the end.
+started=""
+runCtn() {
+  local name=$1
+  shift
+  time ( "$@" ) >>"$workingPath/run-$name.out" 2>&1 &
+  started="$started $!:$name"
+  printf '%s\n' "$(stamp) Running in background $name pid $!..."
+}
+
+waitCtns() {
+  local entry pid name rc
+  for entry in $started; do
+    pid=${entry%%:*}
+    name=${entry#*:}
+    printf '%s\n' "$(stamp) Waiting for container $name pid $pid..."
+    wait "$pid"
+    rc=$?
+    printf '%s\n' "$rc" >"$workingPath/run-$name.status"
+    printf '%s\n' "$(stamp) Container $name pid $pid ended with status $rc."
+  done
+  highest=0
+  for f in "$workingPath"/*.status; do
+    [ -e "$f" ] || continue
+    rc=$(cat "$f")
+    [ "$rc" -gt "$highest" ] && highest=$rc
+  done
+}
+
+printf '%s\n' "This pod @POD@ has been submitted to SLURM node ${SLURMD_NODENAME:-$(hostname -s)}."
+printf '%s\n' "To get more info, please run: scontrol show job ${SLURM_JOBID:-(local mode: no Slurm job)}."
+"""
+
+
+def render_job_sh(
+    pod: dict[str, Any], job_dir: str, runs: list[ContainerRun], container_path: str = CONTAINER_PATH
+) -> str:
+    """job.sh: the containers' commands, run through the `runtime` stand-in."""
+    meta = pod.get("metadata") or {}
+    head = (
+        _JOB_SH_HEAD.replace("@JOB_DIR@", shlex.quote(job_dir))
+        .replace("@PATH@", container_path)
+        .replace("@POD@", f"{meta.get('name', '')}/{meta.get('uid', '')}")
+    )
+    lines = [head]
+    for run in runs:
+        verb = "runInit" if run.init else "runCtn"
+        env_file = shlex.quote(run.env_file) if run.env_file else "-"
+        command = " ".join(shlex.quote(arg) for arg in run.argv)
+        if run.binds:
+            lines.append("# singularity would --bind " + " ".join(run.binds))
+        lines.append(f"{verb} {shlex.quote(run.name)} runtime {env_file} {command}")
+    lines.append("")
+    lines.append("waitCtns")
+    lines.append("printf '%s\\n' \"$(stamp) End of script, highest exit code $highest...\"")
+    lines.append('exit "$highest"')
+    return "\n".join(lines) + "\n"
+
+
+def env_file_content(pairs: list[tuple[str, str]]) -> bytes:
+    """The env file `runtime` reads: NAME=value entries separated by NUL (any value works)."""
+    return b"".join(f"{name}={value}".encode() + b"\0" for name, value in pairs)
