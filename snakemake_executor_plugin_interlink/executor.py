@@ -30,21 +30,23 @@ from .kube import (
     Unauthorized,
     load_access,
 )
-from .logs import log_path, store_log, tail
+from .logs import command_exit_status, log_path, store_log, tail
 from .pod import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
+    OUTPUTS_ANNOTATION,
     RUN_LABEL,
     WORKDIR_LABEL,
     JobSpec,
     RunContext,
+    outputs_key,
     pod_for_job,
     secret_name,
 )
 from .progress import Progress
 from .report import JobRow, jobs_tsv, timeline_html
 from .settings import CheckedSettings
-from .status import PodStatus, State
+from .status import PodStatus, State, classify_pod
 from .tracker import PodTracker
 
 SECRET_LIMIT_BYTES = 1024 * 1024 - 4096  # a Secret holds 1 MiB, minus metadata
@@ -123,6 +125,7 @@ class Executor(RemoteExecutor):
         self._rows: list[JobRow] = []  # the run report
         self._adopted: set[str] = set()  # pods of killed runs this run re-attached to
         self._adopted_runs: set[str] = set()
+        self._resumable: dict[str, dict[str, Any]] | None = None  # by outputs key
         self._warned_rules: set[str] = set()
         self._closed = False
         self.progress = Progress(self.logger)
@@ -155,6 +158,7 @@ class Executor(RemoteExecutor):
             resources=dict(job.resources.items()),
             command=self.format_job_exec(job),
             wildcards=self._wildcards(job),
+            outputs=tuple(job.output),
         )
 
     # -- start-up checks ---------------------------------------------------------
@@ -238,7 +242,11 @@ class Executor(RemoteExecutor):
             "type": "Opaque",
             "metadata": {
                 "name": self.run.secret_name,
-                "labels": {MANAGED_BY_LABEL: MANAGED_BY, RUN_LABEL: self.run.run_id},
+                "labels": {
+                    MANAGED_BY_LABEL: MANAGED_BY,
+                    RUN_LABEL: self.run.run_id,
+                    WORKDIR_LABEL: self.run.workdir_hash,
+                },
             },
             "data": data,
         }
@@ -304,28 +312,27 @@ class Executor(RemoteExecutor):
             self.progress.submitted(name)
 
     def _pod_to_resume(self, job: JobExecutorInterface) -> dict[str, Any] | None:
-        """The pod a killed Snakemake left running for this job (Snakemake recorded
-        its name as the job's external id), if it still exists and belongs to this
-        working directory."""
-        try:
-            previous = self.dag.incomplete_external_jobid(job)
-        except WorkflowError:
-            return None
-        if not previous or not previous.startswith("snakejob-"):
-            return None
-        try:
-            pod = self.kube.get_pod(self.namespace, previous)
-        except KubeError:
-            return None
-        labels = (pod or {}).get("metadata", {}).get("labels", {})
-        if (
-            pod is None
-            or labels.get(WORKDIR_LABEL) != self.run.workdir_hash
-            or pod["metadata"].get("deletionTimestamp")
-        ):
-            return None
-        self._adopted_runs.add(labels.get(RUN_LABEL, ""))
-        self._adopted.add(previous)
+        """A pod that an earlier, killed run in this directory left for the same
+        outputs, still pending, running or succeeded: re-attach instead of running the
+        job again. (Snakemake's own record of external ids is overwritten by the jobs
+        themselves on a shared filesystem, so the pod's outputs annotation decides.)"""
+        if self._resumable is None:
+            self.tracker.synced.wait(timeout=60)
+            self._resumable = {}
+            for pod in self.tracker.pods():
+                meta = pod["metadata"]
+                key = (meta.get("annotations") or {}).get(OUTPUTS_ANNOTATION)
+                if (
+                    key
+                    and meta.get("labels", {}).get(RUN_LABEL) != self.run.run_id
+                    and not meta.get("deletionTimestamp")
+                    and classify_pod(pod).state != State.FAILED
+                ):
+                    self._resumable[key] = pod
+        pod = self._resumable.pop(outputs_key(tuple(job.output)), None)
+        if pod is not None:
+            self._adopted_runs.add(pod["metadata"]["labels"].get(RUN_LABEL, ""))
+            self._adopted.add(pod["metadata"]["name"])
         return pod
 
     # -- status -------------------------------------------------------------------
@@ -416,7 +423,11 @@ class Executor(RemoteExecutor):
             self.report_job_success(info)
             return
         lines = tail(text)
-        msg = f"interlink: job {info.job.jobid} (pod {name}) failed: {status.reason}.\n"
+        reason = status.reason
+        inner = command_exit_status(text)
+        if inner is not None and status.exit_code is not None:
+            reason += f" (the rule's command exited with status {inner})"
+        msg = f"interlink: job {info.job.jobid} (pod {name}) failed: {reason}.\n"
         if lines:
             msg += f"Last lines of its log ({path}):\n{lines}\n"
         if name in self._kept:
@@ -485,29 +496,37 @@ class Executor(RemoteExecutor):
 
     def _handle_orphans(self, ours: set[str]) -> None:
         """Pods of killed runs in this directory that no job re-attached to: list them
-        with the command that removes them, or remove them when asked."""
-        orphans = sorted(set(self.tracker.names()) - ours)
+        with the command that removes them (and their runs' Secrets), or remove them
+        when asked."""
+        orphans = [p for p in self.tracker.pods() if p["metadata"]["name"] not in ours]
         if not orphans:
             return
-        selector = (
-            f"{WORKDIR_LABEL}={self.run.workdir_hash},{RUN_LABEL}!={self.run.run_id}"
-        )
+        names = sorted(p["metadata"]["name"] for p in orphans)
         if self.settings.remove_orphans:
-            for name in orphans:
+            runs = {p["metadata"].get("labels", {}).get(RUN_LABEL) for p in orphans}
+            for name in names:
                 try:
                     self.kube.delete_pod(self.namespace, name)
                 except KubeError as e:
                     self.logger.warning(f"interlink: could not delete pod {name}: {e}")
+            for run in sorted(r for r in runs if r):
+                try:
+                    self.kube.delete_secret(self.namespace, secret_name(run))
+                except KubeError as e:
+                    self.logger.warning(f"interlink: could not delete a Secret: {e}")
             self.logger.info(
-                f"interlink: removed {len(orphans)} pod(s) of earlier runs in this "
+                f"interlink: removed {len(names)} pod(s) of earlier runs in this "
                 "directory that no job re-attached to"
             )
             return
-        shown = ", ".join(orphans[:5]) + (" ..." if len(orphans) > 5 else "")
+        selector = (
+            f"{WORKDIR_LABEL}={self.run.workdir_hash},{RUN_LABEL}!={self.run.run_id}"
+        )
+        shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
         self.logger.warning(
-            f"interlink: {len(orphans)} pod(s) of earlier runs in this directory were "
+            f"interlink: {len(names)} pod(s) of earlier runs in this directory were "
             f"not re-attached ({shown}). Remove them with: kubectl -n "
-            f"{self.namespace} delete pods -l '{selector}' (or run with "
+            f"{self.namespace} delete pods,secrets -l '{selector}' (or run with "
             "--interlink-remove-orphans)"
         )
 

@@ -64,5 +64,15 @@ def store_log(
     return text
 
 
+_COMMAND_STATUS = re.compile(r"returned non-zero exit status (\d+)")
+
+
+def command_exit_status(text: str) -> int | None:
+    """The exit status of the rule's own command, which Snakemake inside the job
+    prints before exiting 1 itself."""
+    found = _COMMAND_STATUS.findall(text)
+    return int(found[-1]) if found else None
+
+
 def tail(text: str, lines: int = ERROR_TAIL_LINES) -> str:
     return "\n".join(text.rstrip("\n").splitlines()[-lines:])

@@ -29,6 +29,7 @@ WORKDIR_LABEL = "interlink.snakemake.io/workdir"
 RULE_ANNOTATION = "interlink.snakemake.io/rule"
 WILDCARDS_ANNOTATION = "interlink.snakemake.io/wildcards"
 ATTEMPT_ANNOTATION = "interlink.snakemake.io/attempt"
+OUTPUTS_ANNOTATION = "interlink.snakemake.io/outputs"
 CONTAINER = "snakejob"
 PIP_DEPLOYMENTS = ".snakemake/pip-deployments"  # on Snakemake's sys.path
 
@@ -46,6 +47,16 @@ class JobSpec:
     resources: Mapping[str, Any]
     command: str
     wildcards: Mapping[str, str] = field(default_factory=dict)
+    outputs: tuple[str, ...] = ()
+
+    @property
+    def outputs_key(self) -> str:
+        """Names the job's outputs: a later run re-attaches to a pod with the same."""
+        return outputs_key(self.outputs)
+
+
+def outputs_key(outputs: tuple[str, ...]) -> str:
+    return hashlib.sha256("\n".join(sorted(outputs)).encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -137,6 +148,7 @@ def pod_for_job(
         RULE_ANNOTATION: spec.rule,
         WILDCARDS_ANNOTATION: json.dumps(dict(spec.wildcards), ensure_ascii=False),
         ATTEMPT_ANNOTATION: str(spec.attempt),
+        OUTPUTS_ANNOTATION: spec.outputs_key,
     }
     container: dict[str, Any] = {
         "name": CONTAINER,

@@ -64,3 +64,11 @@ def test_timeline_is_self_contained_with_a_wait_and_a_run_bar_per_job():
 def test_timeline_escapes_hostile_names():
     page = timeline_html([row("<script>", "p1", 1, 1, wildcards="<b>x</b>")], "t")
     assert "<script>" not in page.split("<body>")[1] and "&lt;b&gt;" in page
+
+
+def test_the_rules_own_exit_status_is_found_in_the_log():
+    from snakemake_executor_plugin_interlink.logs import command_exit_status
+
+    text = "x\nCommand 'set -euo pipefail;  exit 3' returned non-zero exit status 3.\n"
+    assert command_exit_status(text) == 3
+    assert command_exit_status("no such line") is None

@@ -52,6 +52,8 @@ class Testbed:
         self.node = env["TESTBED_NODE"]
         self.logs = Path(env.get("TESTBED_LOGS", STATE / "logs"))
         self.admin = KubeClient(load_access(kubeconfig=Path(self.admin_kubeconfig)))
+        self.procs: list[subprocess.Popen] = []
+        self.procs: list[subprocess.Popen] = []
 
     def pods(self, selector: str = MANAGED) -> list[dict]:
         return self.admin.list_pods(self.namespace, selector)[0]
@@ -126,7 +128,7 @@ class Testbed:
             "20",
             *args,
         ]
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             cmd,
             cwd=workdir,
             stdout=subprocess.PIPE,
@@ -134,8 +136,15 @@ class Testbed:
             text=True,
             env={**os.environ, **(env or {})},
         )
+        self.procs.append(proc)
+        return proc
 
     def cleanup(self) -> None:
+        for proc in self.procs:  # a test that failed midway leaves its Snakemake
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
         self.admin.delete_pods(self.namespace, MANAGED)
         for secret in self.secrets():
             self.admin.delete_secret(self.namespace, secret["metadata"]["name"])

@@ -78,7 +78,10 @@ rule work:
 """,
     )
     proc = testbed.start_snakemake(workdir)
-    assert wait_until(lambda: running(testbed, 3), timeout=90)
+    # the Slurm node has 2 CPUs: two jobs run, the third waits in the queue
+    assert wait_until(
+        lambda: running(testbed, 2) and len(testbed.pods()) == 3, timeout=90
+    )
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert len(testbed.pods()) == 3, "the killed run's pods go on"
@@ -127,7 +130,7 @@ rule work:
     assert (
         "2 pod(s) of earlier runs in this directory were not re-attached" in done.stderr
     )
-    assert "delete pods -l" in done.stderr
+    assert "delete pods,secrets -l" in done.stderr
     assert len(testbed.pods()) == 2
     done = testbed.snakemake(workdir, "--forceall", "--interlink-remove-orphans")
     assert done.returncode == 0, done.stderr[-3000:]

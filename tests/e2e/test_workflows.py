@@ -122,7 +122,7 @@ rule fail:
     done = testbed.snakemake(workdir, "--retries", "1")
     assert done.returncode != 0
     out = done.stderr
-    assert "exit code 3" in out
+    assert "the rule's command exited with status 3" in out
     assert "this-job-says-goodbye" in out, "the log tail is part of the error"
     attempts = set(re.findall(r"pod (snakejob-\w+-\d+-(\d+))\) failed", out))
     assert {a for _, a in attempts} == {"1", "2"}, "--retries 1 resubmitted the job"
