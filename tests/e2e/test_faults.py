@@ -1,0 +1,221 @@
+"""Faults of the chain itself: the API server restarts, the virtual node or Slurm goes
+away for a while, bad input. Each run must complete (or refuse before creating any
+pod), with every job run exactly once and nothing left behind."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import REPO, Testbed, wait_until
+
+CTL = str(REPO / "testbed" / "ctl.sh")
+
+
+def write(workdir: Path, snakefile: str) -> None:
+    (workdir / "Snakefile").write_text(snakefile)
+
+
+def many_jobs(workdir: Path, n: int, seconds: float) -> None:
+    write(
+        workdir,
+        f"""
+rule all:
+    input: expand("out/{{i}}.txt", i=range({n}))
+rule work:
+    output: "out/{{i}}.txt"
+    resources: mem_mb=50
+    shell: "echo {{wildcards.i}} >> runs.log; sleep {seconds}; touch {{output}}"
+""",
+    )
+
+
+def ran_once(workdir: Path, n: int) -> bool:
+    runs = sorted(int(x) for x in (workdir / "runs.log").read_text().split())
+    return runs == list(range(n))
+
+
+def slurm_jobs_since(start: str) -> int:
+    out = subprocess.run(
+        ["sacct", "-n", "-X", "-S", start, "-o", "JobID"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return len(out.split())
+
+
+def finished_pods(testbed: Testbed) -> int:
+    return sum(
+        (p.get("status") or {}).get("phase") == "Succeeded" for p in testbed.pods()
+    )
+
+
+def test_api_server_restart_mid_run(testbed: Testbed, workdir: Path):
+    many_jobs(workdir, 50, 1)
+    start = time.strftime("%Y-%m-%dT%H:%M:%S")
+    proc = testbed.start_snakemake(workdir)
+    assert wait_until(
+        lambda: (
+            (workdir / "runs.log").exists()
+            and len((workdir / "runs.log").read_text().split()) >= 5
+        ),
+        timeout=120,
+    )
+    subprocess.run([CTL, "stop", "kube-apiserver"], check=True)
+    time.sleep(10)
+    subprocess.run([CTL, "start"], check=True)
+    out, _ = proc.communicate(timeout=900)
+    print(out[-3000:])
+    assert proc.returncode == 0, "the outage failed the run"
+    assert "failed:" not in out and ", 0 failed" in out
+    assert ran_once(workdir, 50)
+    assert slurm_jobs_since(start) == 50, "every job was one Slurm job"
+
+
+def test_slurm_controller_down_for_a_minute(testbed: Testbed, workdir: Path):
+    many_jobs(workdir, 6, 15)
+    proc = testbed.start_snakemake(workdir)
+    # all six are submitted (two run, four queue in Slurm) before the controller stops
+    assert wait_until(
+        lambda: (
+            sum(
+                bool((p["metadata"].get("annotations") or {}).get("JobID"))
+                for p in testbed.pods()
+            )
+            == 6
+        ),
+        timeout=120,
+    )
+    subprocess.run([CTL, "stop", "slurmctld"], check=True)
+    time.sleep(60)
+    subprocess.run([CTL, "start"], check=True)
+    out, _ = proc.communicate(timeout=600)
+    print(out[-3000:])
+    assert proc.returncode == 0
+    assert ran_once(workdir, 6)
+
+
+def test_virtual_node_down_then_back_readopts_its_pods(testbed: Testbed, workdir: Path):
+    many_jobs(workdir, 4, 10)
+    proc = testbed.start_snakemake(workdir)
+    assert wait_until(
+        lambda: (
+            len(testbed.pods()) == 4
+            and all(
+                (p["metadata"].get("annotations") or {}).get("JobID")
+                for p in testbed.pods()
+            )
+        ),
+        timeout=120,
+    )
+    subprocess.run([CTL, "stop", testbed.node], check=True)
+    time.sleep(25)  # the Slurm jobs finish meanwhile; nobody reports it
+    assert proc.poll() is None, "the run waits for the node"
+    subprocess.run([CTL, "start"], check=True)
+    out, _ = proc.communicate(timeout=600)
+    print(out[-3000:])
+    assert proc.returncode == 0
+    assert ran_once(workdir, 4), "re-adopted through JobID, not resubmitted"
+
+
+def test_virtual_node_down_fails_waiting_jobs_after_the_timeout(
+    testbed: Testbed, workdir: Path
+):
+    many_jobs(workdir, 2, 1)
+    subprocess.run([CTL, "stop", testbed.node], check=True)
+    try:
+        done = testbed.snakemake(
+            workdir, "--interlink-unschedulable-timeout", "15", timeout=300
+        )
+    finally:
+        subprocess.run([CTL, "start"], check=True)
+    assert done.returncode != 0
+    assert (
+        f"virtual node {testbed.node} did not submit the job within 15 s" in done.stderr
+    )
+    assert "interLink may be down" in done.stderr
+
+
+def test_missing_namespace_is_refused_before_any_pod(testbed: Testbed, workdir: Path):
+    many_jobs(workdir, 1, 0)
+    done = testbed.snakemake(workdir, "--interlink-namespace", "no-such-namespace")
+    assert done.returncode != 0
+    assert "no-such-namespace" in done.stderr
+    assert "create it" in done.stderr or "lacks permissions" in done.stderr
+    assert not (workdir / "runs.log").exists()
+
+
+def test_environment_too_large_for_a_secret_is_refused(testbed: Testbed, workdir: Path):
+    many_jobs(workdir, 1, 0)
+    # one variable may hold at most 128 KiB (execve), so eleven of 100 kB
+    big = {f"HUGE{i}": "x" * 100_000 for i in range(11)}
+    done = testbed.snakemake(workdir, "--envvars", *big, env=big)
+    assert done.returncode != 0
+    assert "more than a Kubernetes Secret holds" in done.stderr
+    assert not testbed.pods() and not testbed.secrets()
+
+
+@pytest.fixture
+def kubeconfig_without_deletecollection(testbed: Testbed, tmp_path: Path):
+    """A service account whose Role lacks one verb the executor needs."""
+    ns, admin = testbed.namespace, testbed.admin
+    name = "limited-executor"
+    role = yaml.safe_load((REPO / "testbed" / "rbac.yaml").read_text().split("---")[1])
+    role["metadata"]["name"] = name
+    role["rules"][0]["verbs"].remove("deletecollection")
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": ns},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": name,
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}],
+    }
+    base = f"/api/v1/namespaces/{ns}"
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}"
+    admin.request("POST", f"{base}/serviceaccounts", body={"metadata": {"name": name}})
+    admin.request("POST", f"{rbac}/roles", body=role)
+    admin.request("POST", f"{rbac}/rolebindings", body=binding)
+    try:
+        assert wait_until(
+            lambda: admin.request("GET", f"{base}/serviceaccounts/{name}").get(
+                "secrets"
+            ),
+            timeout=30,
+        )
+        secret = admin.request("GET", f"{base}/serviceaccounts/{name}")["secrets"][0][
+            "name"
+        ]
+        token = base64.b64decode(
+            admin.request("GET", f"{base}/secrets/{secret}")["data"]["token"]
+        ).decode()
+        config = yaml.safe_load(Path(testbed.executor_kubeconfig).read_text())
+        config["users"][0]["user"] = {"token": token}
+        path = tmp_path / "limited.kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        yield path
+    finally:
+        admin.request("DELETE", f"{rbac}/rolebindings/{name}")
+        admin.request("DELETE", f"{rbac}/roles/{name}")
+        admin.request("DELETE", f"{base}/serviceaccounts/{name}")
+
+
+def test_missing_rbac_verb_is_named_before_any_pod(
+    testbed: Testbed, workdir: Path, kubeconfig_without_deletecollection
+):
+    many_jobs(workdir, 1, 0)
+    done = testbed.snakemake(
+        workdir, "--interlink-kubeconfig", str(kubeconfig_without_deletecollection)
+    )
+    assert done.returncode != 0
+    assert "lacks permissions" in done.stderr and "deletecollection pods" in done.stderr
+    assert not testbed.pods()
