@@ -16,6 +16,11 @@ echo "== unit tests"
 "$PY" -m pytest -q -p no:cacheprovider tests testbed/tests -m "not e2e and not testbed" "$@"
 
 echo "== testbed"
+# headless Chromium renders the run report's timeline in an end-to-end test
+command -v chromium >/dev/null || {
+  echo "installing Debian's chromium" >&2
+  apt-get install -y -qq --no-install-recommends chromium >/dev/null
+}
 testbed/up.sh
 status=0
 TESTBED_E2E=1 "$PY" -m pytest -v -p no:cacheprovider tests/e2e testbed/tests \
