@@ -19,7 +19,7 @@ echo "== testbed"
 # headless Chromium renders the run report's timeline in an end-to-end test
 command -v chromium >/dev/null || {
   echo "installing Debian's chromium" >&2
-  apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null
 }
 testbed/up.sh
 status=0
