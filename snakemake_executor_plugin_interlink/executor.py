@@ -451,6 +451,8 @@ class Executor(RemoteExecutor):
         a status round Snakemake hands over an empty list."""
         self._cancelling = True
         self.tracker.stop()
+        # a wide submission may still be creating pods: stop it before deleting
+        self._pool.shutdown(wait=True, cancel_futures=True)
         try:
             self.kube.delete_pods(self.namespace, self._runs_selector())
             self._wait_until_no_pods()

@@ -29,7 +29,7 @@ rule all:
     input: expand("out/{{i}}.txt", i=range({n}))
 rule work:
     output: "out/{{i}}.txt"
-    resources: mem_mb=50
+    resources: mem_mb=300
     shell: "echo {{wildcards.i}} >> runs.log; sleep {seconds}; touch {{output}}"
 """,
     )
@@ -219,3 +219,41 @@ def test_missing_rbac_verb_is_named_before_any_pod(
     assert done.returncode != 0
     assert "lacks permissions" in done.stderr and "deletecollection pods" in done.stderr
     assert not testbed.pods()
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.3, 1.1])
+def test_sigint_during_a_wide_submission_leaves_nothing(
+    testbed: Testbed, workdir: Path, delay: float
+):
+    """The signal lands while 60 pods are being created and status rounds run."""
+    import signal
+
+    many_jobs(workdir, 60, 30)
+    proc = testbed.start_snakemake(workdir, "--interlink-status-interval", "0.1")
+    assert wait_until(lambda: len(testbed.pods()) > 0, timeout=60, interval=0.02)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=180)
+    assert not testbed.pods() and not testbed.secrets()
+    assert wait_until(lambda: not testbed.slurm_jobs(), timeout=30)
+
+
+def test_sigterm_finishes_running_jobs_then_cleans_up(testbed: Testbed, workdir: Path):
+    """Snakemake's SIGTERM: submit nothing new, wait for what runs, then exit; the
+    executor then removes every pod and the Secret."""
+    import signal
+
+    many_jobs(workdir, 4, 8)
+    proc = testbed.start_snakemake(workdir, "--jobs", "2", "--envvars", "HOME")
+    assert wait_until(lambda: running(testbed, 2), timeout=90)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=300)
+    print(out[-3000:])
+    assert "Will exit after finishing currently running jobs" in out
+    assert len(list((workdir / "out").glob("*.txt"))) == 2
+    assert not testbed.pods() and not testbed.secrets()
+
+
+def running(testbed: Testbed, at_least: int) -> bool:
+    phases = [(p.get("status") or {}).get("phase") for p in testbed.pods()]
+    return phases.count("Running") >= at_least
