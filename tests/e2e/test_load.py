@@ -1,0 +1,73 @@
+"""Load: 2000 jobs through the testbed with the virtual node in its fast local mode (the
+pods' commands run as processes instead of Slurm jobs). Every job accounted for, bounded
+memory, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, Testbed
+
+N = 2000
+
+
+@pytest.fixture
+def local_mode_node():
+    up = str(REPO / "testbed" / "up.sh")
+    subprocess.run(
+        [up],
+        check=True,
+        env={
+            **os.environ,
+            "TESTBED_VNODE_MODE": "local",
+            "TESTBED_VNODE_ARGS": "--pods 500",
+        },
+    )
+    yield
+    subprocess.run([up], check=True, env={**os.environ, "TESTBED_VNODE_MODE": "slurm"})
+
+
+def test_two_thousand_jobs(testbed: Testbed, workdir: Path, local_mode_node):
+    (workdir / "Snakefile").write_text(f"""
+rule all:
+    input: "summary.txt"
+rule work:
+    output: "out/{{i}}.txt"
+    resources: mem_mb=10
+    shell: "echo {{wildcards.i}} > {{output}}"
+rule summary:
+    input: expand("out/{{i}}.txt", i=range({N}))
+    output: "summary.txt"
+    resources: mem_mb=10
+    shell: "cat {{input}} | wc -l > {{output}}"
+""")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = testbed.snakemake(
+        workdir,
+        "--jobs",
+        "500",
+        "--interlink-requests",
+        "cpu=1m,memory=1Mi",
+        "--interlink-max-concurrent-submissions",
+        "4",
+        timeout=1800,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (workdir / "summary.txt").read_text().strip() == str(N)
+    assert f"0 pending, 0 running, {N + 1} done, 0 failed" in done.stderr
+    requests = int(re.search(r"interlink: (\d+) API requests", done.stderr).group(1))
+    rss_mb = after.ru_maxrss / 1024
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    print(
+        f"load: {N + 1} jobs, {requests} API requests ({requests / (N + 1):.2f}/job), "
+        f"executor max RSS {rss_mb:.0f} MB, CPU {cpu:.1f} s"
+    )
+    assert requests <= 3 * (N + 1) + 50
+    assert rss_mb < 1024, "bounded memory"
