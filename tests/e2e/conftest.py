@@ -87,14 +87,9 @@ class Testbed:
             "0.5",
         ]
 
-    def snakemake(
-        self,
-        workdir: Path,
-        *args: str,
-        timeout: float = 600,
-        env: dict[str, str] | None = None,
-    ) -> subprocess.CompletedProcess:
-        cmd = [
+    def command(self, *args: str) -> list[str]:
+        """snakemake with the executor on the testbed; later options win."""
+        return [
             sys.executable,
             "-m",
             "snakemake",
@@ -105,8 +100,16 @@ class Testbed:
             "5",
             *args,
         ]
+
+    def snakemake(
+        self,
+        workdir: Path,
+        *args: str,
+        timeout: float = 600,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess:
         done = subprocess.run(
-            cmd,
+            self.command(*args),
             cwd=workdir,
             capture_output=True,
             text=True,
@@ -119,17 +122,8 @@ class Testbed:
     def start_snakemake(
         self, workdir: Path, *args: str, env: dict[str, str] | None = None
     ) -> subprocess.Popen:
-        cmd = [
-            sys.executable,
-            "-m",
-            "snakemake",
-            *self.executor_args(),
-            "--jobs",
-            "20",
-            *args,
-        ]
         proc = subprocess.Popen(
-            cmd,
+            self.command(*args),
             cwd=workdir,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
