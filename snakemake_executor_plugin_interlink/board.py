@@ -37,6 +37,22 @@ class StatusBoard:
         self._pending_timeout = settings.pending_timeout
         self._cache: dict[str, tuple[str, PodStatus, float]] = {}
         self._missing_since: dict[str, float] = {}
+        self._seen_generation = -1
+        self._last_full_round = 0.0
+
+    def unchanged(self) -> bool:
+        """True when nothing can have changed since the last full round: the view is
+        the same and no clock-driven timeout is due. Such a round needs no lookups."""
+        generation = self._tracker.generation
+        clock = time.monotonic()
+        if (
+            generation == self._seen_generation
+            and clock - self._last_full_round < WAITING_RECHECK
+            and not self._missing_since
+        ):
+            return True
+        self._seen_generation, self._last_full_round = generation, clock
+        return False
 
     def status(self, name: str, now: datetime) -> PodStatus | None:
         """The state of the job whose pod is `name`; None: not known yet."""

@@ -366,10 +366,15 @@ class KubeClient:
             return None
 
     def list_pods(
-        self, namespace: str, selector: str, page_size: int = 500
+        self,
+        namespace: str,
+        selector: str,
+        page_size: int = 500,
+        keep: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
         """All pods matching the selector (paginated) and the list's resourceVersion.
-        An expired continue token (410) starts the listing over."""
+        `keep` trims each pod as its page arrives, so that a large LIST never holds
+        every full pod at once. An expired continue token (410) starts over."""
         while True:
             items: list[dict[str, Any]] = []
             params: dict[str, Any] = {"labelSelector": selector, "limit": page_size}
@@ -381,7 +386,8 @@ class KubeClient:
                         params=params,
                         verb="list",
                     )
-                    items.extend(page.get("items") or [])
+                    found = page.get("items") or []
+                    items.extend(map(keep, found) if keep else found)
                     meta = page.get("metadata") or {}
                     if not meta.get("continue"):
                         return items, meta.get("resourceVersion", "")

@@ -68,6 +68,7 @@ class PodTracker:
         self._forgotten: set[str] = set()  # finished jobs whose deletion may still echo
         self._stop = threading.Event()
         self.changed = threading.Event()
+        self.generation = 0  # grows with every change of the view
         self.synced = threading.Event()
         self.error: KubeError | None = None  # the last failure, None once healthy
         self.error_since: float | None = None
@@ -155,11 +156,13 @@ class PodTracker:
         logger.log(level, "interlink: watching pods failed, retrying: %s", error)
 
     def _relist(self) -> str:
-        items, version = self._kube.list_pods(self._namespace, self._selector)
+        items, version = self._kube.list_pods(
+            self._namespace, self._selector, keep=slim_pod
+        )
         self.lists += 1
         with self._lock:
             fresh = {
-                p["metadata"]["name"]: slim_pod(p)
+                p["metadata"]["name"]: p
                 for p in items
                 if p["metadata"]["name"] not in self._forgotten
             }
@@ -167,6 +170,7 @@ class PodTracker:
             for name in self._pods.keys() - fresh.keys():
                 self._deleted[name] = self._pods[name]
             self._pods = fresh
+            self.generation += 1
         self.error, self.error_since = None, None
         self.synced.set()
         self.changed.set()
@@ -198,4 +202,5 @@ class PodTracker:
                     self._deleted[name] = slim_pod(pod)
             else:
                 self._pods[name] = slim_pod(pod)
+            self.generation += 1
         self.changed.set()
