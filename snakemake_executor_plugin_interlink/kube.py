@@ -24,6 +24,7 @@ import os
 import random
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -190,15 +191,26 @@ def load_access(
 
 
 class _BearerAuth(httpx.Auth):
-    """Adds the current token; on 401 reloads the credentials once and retries."""
+    """Adds the current token; on 401 reloads the credentials once and retries.
+
+    The token is asked for at most every TOKEN_TTL seconds: asking runs the
+    kubernetes package's refresh hook, which costs more than a pod create's own work.
+    Rotated tokens are picked up by then, and at once after a 401."""
+
+    TOKEN_TTL = 30.0
 
     def __init__(self, access: ClusterAccess):
         self._access = access
         self._lock = threading.Lock()
+        self._cached: tuple[float, str | None] | None = None
 
-    def _header(self) -> str | None:
+    def _header(self, fresh: bool = False) -> str | None:
         with self._lock:
-            return self._access.token() if self._access.token else None
+            now = time.monotonic()
+            if fresh or self._cached is None or now - self._cached[0] > self.TOKEN_TTL:
+                token = self._access.token() if self._access.token else None
+                self._cached = (now, token)
+            return self._cached[1]
 
     def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
         header = self._header()
@@ -208,7 +220,7 @@ class _BearerAuth(httpx.Auth):
         if response.status_code == 401 and self._access.reload:
             with self._lock:
                 self._access.reload()
-            header = self._header()
+            header = self._header(fresh=True)
             if header:
                 request.headers["Authorization"] = header
             yield request
@@ -250,7 +262,14 @@ class KubeClient:
     ):
         self.access = access
         self.stats = RequestStats()
-        self._retry_seconds = retry_seconds
+        # one policy for every request (tenacity keeps per-call state per thread)
+        self._retrying = Retrying(
+            retry=retry_if_exception(is_transient),
+            wait=_wait,
+            stop=stop_after_delay(retry_seconds),
+            reraise=True,
+            before_sleep=self._log_retry,
+        )
         self._http = httpx.Client(
             base_url=access.server,
             verify=access.verify,
@@ -281,14 +300,7 @@ class KubeClient:
     ) -> dict[str, Any] | str:
         """One API call with the retry policy: connection errors, 429 (Retry-After)
         and 500/502/503/504 are retried with backoff for at most retry_seconds."""
-        retrying = Retrying(
-            retry=retry_if_exception(is_transient),
-            wait=_wait,
-            stop=stop_after_delay(self._retry_seconds),
-            reraise=True,
-            before_sleep=self._log_retry,
-        )
-        return retrying(self._send, method, path, params, body, verb or method)
+        return self._retrying(self._send, method, path, params, body, verb or method)
 
     def _log_retry(self, state: RetryCallState) -> None:
         self.stats.retries += 1
