@@ -1,23 +1,27 @@
 """Each tracked job's fate from the watched view of its pod.
 
 Reading the board sends no request: it reads the tracker's view and classifies a pod
-again only when its resourceVersion changed (or, for a waiting pod, now and then, since
-its timeouts depend on the clock). The one exception is a pod missing from the view for
+again only when its resourceVersion changed, or when one of its timeouts can have
+expired. The one exception is a pod missing from the view for
 longer than a grace period: a single GET confirms it is gone before its job fails.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import TypeVar
 
 from .kube import Forbidden, KubeClient, NotFound, Unauthorized
+from .progress import Progress
 from .settings import CheckedSettings
 from .status import PodStatus, State, classify_pod
 from .tracker import PodTracker
 
+J = TypeVar("J")  # a job as the caller knows it
 MISSING_POD_GRACE = 60.0  # seconds a created pod may be absent from the watched view
-WAITING_RECHECK = 5.0  # seconds between re-classifications of an unchanged waiting pod
 PERMANENT_ERROR_GRACE = 300.0  # 401/403/404 while watching: then the jobs fail
 TRANSIENT_ERROR_GRACE = 1800.0  # API server unreachable: then the jobs fail
 
@@ -37,21 +41,48 @@ class StatusBoard:
         self._pending_timeout = settings.pending_timeout
         self._cache: dict[str, tuple[str, PodStatus, float]] = {}
         self._missing_since: dict[str, float] = {}
+        self._known_jobs = -1  # jobs in the last full round
         self._seen_generation = -1
-        self._last_full_round = 0.0
+        self._next_recheck = 0.0  # monotonic time a waiting pod's timeout may expire
+
+    def decide(
+        self,
+        jobs: Sequence[J],
+        pod_of: Callable[[J], str],
+        progress: Progress | None = None,
+    ) -> tuple[list[J], list[tuple[J, PodStatus]]]:
+        """One status round: every job is either still active or finished with its
+        status, never dropped. Costs no lookup when nothing can have changed."""
+        if self._known_jobs == len(jobs) and self.unchanged():
+            return list(jobs), []
+        self._known_jobs = len(jobs)
+        now = datetime.now(UTC)
+        failure = self.watch_failure()
+        active: list[J] = []
+        finished: list[tuple[J, PodStatus]] = []
+        for job in jobs:
+            status = failure or self.status(pod_of(job), now)
+            if status is not None and status.state.finished:
+                finished.append((job, status))
+                continue
+            if status is not None and progress is not None:
+                progress.update(pod_of(job), status)
+            active.append(job)
+        return active, finished
 
     def unchanged(self) -> bool:
         """True when nothing can have changed since the last full round: the view is
-        the same and no clock-driven timeout is due. Such a round needs no lookups."""
+        the same and no waiting pod's timeout can have expired. Such a round needs no
+        lookups."""
         generation = self._tracker.generation
-        clock = time.monotonic()
         if (
             generation == self._seen_generation
-            and clock - self._last_full_round < WAITING_RECHECK
+            and time.monotonic() < self._next_recheck
             and not self._missing_since
         ):
             return True
-        self._seen_generation, self._last_full_round = generation, clock
+        self._seen_generation = generation
+        self._next_recheck = math.inf  # the status() calls of this round set it
         return False
 
     def status(self, name: str, now: datetime) -> PodStatus | None:
@@ -63,19 +94,27 @@ class StatusBoard:
         version = pod["metadata"].get("resourceVersion", "")
         cached = self._cache.get(name)
         clock = time.monotonic()
-        if (
-            cached
-            and cached[0] == version
-            and (
-                cached[1].state != State.WAITING or clock - cached[2] < WAITING_RECHECK
+        if cached and cached[0] == version and clock < cached[2]:
+            status, recheck_at = cached[1], cached[2]
+        else:
+            status = classify_pod(
+                pod, now, self._unschedulable_timeout, self._pending_timeout
             )
-        ):
-            return cached[1]
-        status = classify_pod(
-            pod, now, self._unschedulable_timeout, self._pending_timeout
-        )
-        self._cache[name] = (version, status, clock)
+            recheck_at = clock + self._seconds_until_timeout(status, now)
+            self._cache[name] = (version, status, recheck_at)
+        self._next_recheck = min(self._next_recheck, recheck_at)
         return status
+
+    def _seconds_until_timeout(self, status: PodStatus, now: datetime) -> float:
+        """How long a waiting pod's classification holds if the pod does not change:
+        until the earliest timeout that applies to it could expire."""
+        timeouts = [
+            t for t in (self._unschedulable_timeout, self._pending_timeout) if t
+        ]
+        if status.state != State.WAITING or not timeouts:
+            return math.inf
+        since = status.scheduled or status.created or now
+        return max(0.0, (since - now).total_seconds() + min(timeouts)) + 0.01
 
     def forget(self, name: str) -> None:
         self._tracker.forget(name)

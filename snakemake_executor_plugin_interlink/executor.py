@@ -11,7 +11,6 @@ import time
 import uuid
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,6 @@ from .tracker import PodTracker
 
 SECRET_LIMIT_BYTES = 1024 * 1024 - 4096  # a Secret holds 1 MiB, minus metadata
 CANCEL_WAIT_SECONDS = 30.0
-SETTLE_SECONDS = 0.05
 _ENV_NAME = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 # what the executor needs; docs/setup.md grants exactly this
@@ -124,7 +122,6 @@ class Executor(RemoteExecutor):
         self.board = StatusBoard(self.tracker, self.kube, self.namespace, self.settings)
         self._kept: set[str] = set()
         self._rows: list[JobRow] = []  # the run report
-        self._known_jobs = -1  # active jobs in the last full status round
         self._adopted: set[str] = set()  # pods of killed runs this run re-attached to
         self._adopted_runs: set[str] = set()
         self._resumable: dict[str, dict[str, Any]] | None = None  # by outputs key
@@ -349,22 +346,11 @@ class Executor(RemoteExecutor):
             for info in active_jobs:
                 yield info
             return
-        if self._known_jobs == len(active_jobs) and self.board.unchanged():
-            for info in active_jobs:  # nothing moved: no lookups, no classification
-                yield info
-            return
-        self._known_jobs = len(active_jobs)
-        now = datetime.now(UTC)
-        finished: list[tuple[SubmittedJobInfo, PodStatus]] = []
-        tracker_failure = self.board.watch_failure()
-        for info in active_jobs:
-            status = tracker_failure or self.board.status(info.external_jobid, now)
-            if status is None or not status.state.finished:
-                if status is not None:
-                    self.progress.update(info.external_jobid, status)
-                yield info
-            else:
-                finished.append((info, status))
+        active, finished = self.board.decide(
+            active_jobs, lambda info: info.external_jobid, self.progress
+        )
+        for info in active:
+            yield info
         if finished:
             results = await asyncio.gather(
                 *(asyncio.to_thread(self._collect, i, s) for i, s in finished)
@@ -447,11 +433,9 @@ class Executor(RemoteExecutor):
         if not self._ready.is_set():
             await asyncio.sleep(0.1)
             return
-        if await asyncio.to_thread(
+        await asyncio.to_thread(
             self.tracker.wait_for_change, self.settings.status_interval
-        ):
-            # let a burst of changes settle: one round for many events, not many
-            await asyncio.sleep(SETTLE_SECONDS)
+        )
 
     # -- cancel and shutdown -------------------------------------------------------
 

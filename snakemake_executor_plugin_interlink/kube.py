@@ -234,10 +234,15 @@ class RequestStats:
     retries: int = 0
     bytes_received: int = 0
     by_verb: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def count(self, verb: str) -> None:
-        self.requests += 1
-        self.by_verb[verb] = self.by_verb.get(verb, 0) + 1
+    def count(self, verb: str = "", received: int = 0, retry: bool = False) -> None:
+        with self._lock:  # the submission pool's threads count concurrently
+            if verb:
+                self.requests += 1
+                self.by_verb[verb] = self.by_verb.get(verb, 0) + 1
+            self.bytes_received += received
+            self.retries += retry
 
 
 def _wait(state: RetryCallState) -> float:
@@ -303,7 +308,7 @@ class KubeClient:
         return self._retrying(self._send, method, path, params, body, verb or method)
 
     def _log_retry(self, state: RetryCallState) -> None:
-        self.stats.retries += 1
+        self.stats.count(retry=True)
         error = state.outcome.exception() if state.outcome else None
         logger.debug("Kubernetes API retry #%d after: %s", state.attempt_number, error)
 
@@ -320,7 +325,7 @@ class KubeClient:
             response = self._http.request(method, path, params=params, json=body)
         except httpx.TransportError as e:
             raise TransientError(f"cannot reach the API server: {e!r}") from None
-        self.stats.bytes_received += len(response.content)
+        self.stats.count(received=len(response.content))
         if response.status_code >= 400:
             error = error_from_status(response.status_code, response.content)
             retry_after = response.headers.get("Retry-After")
@@ -432,7 +437,7 @@ class KubeClient:
                 for line in response.iter_lines():
                     if not line:
                         continue
-                    self.stats.bytes_received += len(line)
+                    self.stats.count(received=len(line))
                     event = json.loads(line)
                     kind, obj = event.get("type"), event.get("object") or {}
                     if kind == "ERROR":

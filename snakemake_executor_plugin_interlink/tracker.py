@@ -25,6 +25,7 @@ from .kube import (
 )
 
 logger = logging.getLogger("snakemake.interlink")
+SETTLE_SECONDS = 0.05
 
 _KEEP_METADATA = (
     "name",
@@ -119,7 +120,11 @@ class PodTracker:
                 self._forgotten.add(name)
 
     def wait_for_change(self, timeout: float) -> bool:
+        """Until the view changes (then a little longer, so that a burst of events
+        makes one status round, not one per event) or the timeout passes."""
         changed = self.changed.wait(timeout)
+        if changed and not self._stop.is_set():
+            time.sleep(SETTLE_SECONDS)
         self.changed.clear()
         return changed
 
