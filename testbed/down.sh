@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Stop every daemon up.sh started (by the pids it recorded), after cancelling the Slurm
-# jobs and local job processes left behind. Keeps the state (etcd data, certificates,
-# logs) for the next up.sh unless --purge is given; never touches the Kubernetes build cache.
+# Stop every daemon up.sh started (by the pids it recorded), after cancelling the Slurm and
+# HTCondor jobs and local job processes left behind, and unmount the chroot. Keeps the state
+# (etcd data, certificates, logs, HTCondor's queue, S3 data) for the next up.sh unless
+# --purge is given; never touches the Kubernetes build cache or the cached chroot.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -12,13 +13,32 @@ case ${1:-} in
   *) die "usage: $0 [--purge]" ;;
 esac
 
-# The agent first, so that it does not see its jobs vanish and report them.
+# The agents first, so that they do not see their jobs vanish and report them.
 stop_daemon "$NODE_NAME"
+stop_daemon "$HTCONDOR_NODE"
 for f in "$PIDS"/*.pid; do # a node agent started under another name, if any
   [ -e "$f" ] || continue
   name=$(basename "$f" .pid)
-  [[ " ${DAEMONS[*]} " == *" $name "* ]] || stop_daemon "$name"
+  [[ " ${DAEMONS[*]} ${CHROOT_DAEMONS[*]} " == *" $name "* ]] || stop_daemon "$name"
 done
+
+# HTCondor and radosgw (whatever TESTBED_HTCONDOR/TESTBED_S3 say now), then the chroot's mounts.
+if is_up condor_master; then
+  say "removing leftover HTCondor jobs"
+  in_chroot condor_rm -all >/dev/null 2>&1 || true
+  stop_daemon condor_master QUIT # fast shutdown: the master stops its daemons and their jobs
+fi
+stop_daemon radosgw
+if [ -s "$(chroot_path_file)" ]; then
+  root=$(cat "$(chroot_path_file)")
+  for proc in /proc/[0-9]*; do # anything still running inside the chroot was started by the testbed
+    [ "$(readlink "$proc/root" 2>/dev/null)" = "$root" ] || continue
+    say "killing leftover chroot process ${proc#/proc/} ($(tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | cut -c1-80))"
+    kill -KILL "${proc#/proc/}" 2>/dev/null || true
+  done
+  umount_chroot "$root"
+  say "unmounted the chroot's mounts ($root)"
+fi
 
 # Local-mode jobs run in their own sessions; kill the ones still alive (checking that
 # the pid still belongs to that job, since pids get reused).

@@ -16,8 +16,25 @@ NAMESPACE=snakemake
 NODE_NAME=${TESTBED_NODE:-vk-slurm}
 VNODE_MODE=${TESTBED_VNODE_MODE:-slurm}
 
+# HTCondor and S3 (radosgw) run in a Debian trixie chroot (setup-chroot.sh); both are on by
+# default, TESTBED_HTCONDOR=0 / TESTBED_S3=0 leave them out.
+WANT_HTCONDOR=${TESTBED_HTCONDOR:-1}
+WANT_S3=${TESTBED_S3:-1}
+HTCONDOR_NODE=${TESTBED_HTCONDOR_NODE:-vk-htcondor}
+HTCONDOR_KUBELET_PORT=${TESTBED_HTCONDOR_KUBELET_PORT:-10350} # 10251 is kube-scheduler's
+# A second taint (interLink's NodeTaints setting) keeps pods that name no node off vk-htcondor.
+HTCONDOR_TAINT=testbed.interlink/site=htcondor:NoSchedule
+HTCONDOR_USER=tester
+S3_ADDRESS=127.0.0.1:9000 # what Snakemake's TestWorkflowsMinioPlayStorageBase expects
+S3_ACCESS_KEY=minio
+S3_SECRET_KEY=minio123
+CHROOT_DAEMONS=(condor_master radosgw)
+
 # The order in which daemons start; down.sh stops them in reverse.
 DAEMONS=(etcd kube-apiserver kube-controller-manager kube-scheduler munged mariadb slurmdbd slurmctld slurmd "$NODE_NAME")
+((WANT_HTCONDOR)) && DAEMONS+=(condor_master)
+((WANT_S3)) && DAEMONS+=(radosgw)
+((WANT_HTCONDOR)) && DAEMONS+=("$HTCONDOR_NODE")
 
 say() { echo "testbed: $*" >&2; }
 die() { echo "testbed: error: $*" >&2; exit 1; }
@@ -45,10 +62,10 @@ start_daemon() { # name command... ; no-op when that daemon is already running
   say "started $name (pid $!), log $LOGS/$name.log"
 }
 
-stop_daemon() { # name ; TERM, then KILL after 15 s
-  local name=$1 pid i
+stop_daemon() { # name [signal] ; TERM (or the signal given), then KILL after 15 s
+  local name=$1 sig=${2:-TERM} pid i
   pid=$(pid_of "$name") || { rm -f "$PIDS/$name.pid"; return 0; }
-  kill "$pid" 2>/dev/null || true
+  kill "-$sig" "$pid" 2>/dev/null || true
   for ((i = 0; i < 150; i++)); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
@@ -68,4 +85,69 @@ wait_for() { # description seconds command... ; polls every 0.5 s
     sleep 0.5
   done
   die "$what not ready after ${secs}s (see $LOGS/)"
+}
+
+# ---------------------------------------------------------------- the trixie chroot
+# Mounted while HTCondor or radosgw run: proc, /dev and /sys (rbind), /tmp (so job files and
+# working directories under /tmp have the same path inside), and read-only at their own
+# paths the directories a job's "image" needs: the checkout and the Python environment
+# (venv + base interpreter) that runs Snakemake and the plugin.
+
+chroot_path_file() { echo "$STATE/chroot.path"; }
+
+job_image_dirs() { # host directories bound read-only into the chroot at the same path
+  "$PY" - "$REPO_DIR" <<'PYEOF'
+import os, sys
+wanted = {os.path.realpath(sys.argv[1]), os.path.realpath(sys.prefix)}
+base = os.path.realpath(sys.base_prefix)
+version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+if base == "/usr" or base.startswith("/usr/"):
+    # Debian's own interpreter: its stdlib and binary (the chroot has another Python in /usr)
+    wanted |= {f"/usr/lib/{version}", os.path.realpath(os.path.join(base, "bin", version))}
+else:
+    wanted.add(base)
+chosen = sorted(p for p in wanted if p != "/tmp" and not p.startswith("/tmp/"))
+for path in chosen:
+    if not any(path.startswith(other + "/") for other in chosen):
+        print(path)
+PYEOF
+}
+
+mount_chroot() { # root ; idempotent
+  local root=$1 d src parent
+  mountpoint -q "$root/proc" || mount -t proc proc "$root/proc"
+  for d in dev sys; do
+    if ! mountpoint -q "$root/$d"; then
+      mount --rbind "/$d" "$root/$d"
+      mount --make-rslave "$root/$d" 2>/dev/null || true # unmounting must not reach the host's
+    fi
+  done
+  mountpoint -q "$root/tmp" || mount --bind /tmp "$root/tmp"
+  while read -r src; do
+    [ -e "$src" ] || continue
+    if [ -d "$src" ]; then mkdir -p "$root$src"; else mkdir -p "$(dirname "$root$src")" && touch "$root$src"; fi
+    if ! mountpoint -q "$root$src"; then
+      mount --bind "$src" "$root$src"
+      mount -o remount,bind,ro "$root$src"
+    fi
+    parent=$(dirname "$src") # the chroot's own directories on the way must be traversable
+    while [ "$parent" != / ]; do
+      chmod o+x "$root$parent"
+      parent=$(dirname "$parent")
+    done
+  done < <(job_image_dirs)
+  cp /etc/hosts "$root/etc/hosts" # the host name must resolve for HTCondor
+}
+
+umount_chroot() { # root ; every mount below it, deepest first
+  local root=$1 m
+  awk -v r="$root/" 'index($5, r) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || say "could not unmount $m"
+  done
+}
+
+in_chroot() { # command... : run as root inside the chroot with a clean environment
+  local root
+  root=$(cat "$(chroot_path_file)" 2>/dev/null) || return 1
+  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 chroot "$root" "$@"
 }

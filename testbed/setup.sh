@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the testbed needs: Debian packages, the Python client libraries in the
-# project's venv, and the Kubernetes control plane (built once, cached outside the checkout).
+# project's venv, the Kubernetes control plane and the trixie chroot with HTCondor and
+# radosgw (both built once, cached outside the checkout).
 # A fast no-op when everything is present. Prints the Kubernetes binary directory last.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -33,6 +34,11 @@ fi
 if ! "$PY" -c 'import kubernetes, httpx, yaml' 2>/dev/null; then
   echo "testbed: installing kubernetes and httpx into $PY's environment" >&2
   "$PY" -m pip install -q kubernetes httpx >&2
+fi
+
+# HTCondor and radosgw live in a cached trixie chroot (about 3 minutes to build, once).
+if [ "${TESTBED_HTCONDOR:-1}" != 0 ] || [ "${TESTBED_S3:-1}" != 0 ]; then
+  "$HERE/setup-chroot.sh" >&2
 fi
 
 "$HERE/build-k8s.sh" | tail -n 1

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Bring the whole testbed up: Kubernetes control plane, Slurm with accounting, and the
-# virtual node agent standing in for interLink. Idempotent: what already runs is kept.
+# Bring the whole testbed up: Kubernetes control plane, Slurm with accounting, the virtual
+# node agent standing in for interLink + its Slurm plugin (vk-slurm), and in a trixie chroot
+# HTCondor with a second agent (vk-htcondor) and an S3 server (radosgw on 127.0.0.1:9000).
+# Idempotent: what already runs is kept.
 #
 #   testbed/up.sh                       # Slurm mode (every pod is a real sbatch job)
 #   TESTBED_VNODE_MODE=local testbed/up.sh   # fast local mode (pods run as subprocesses)
 #   TESTBED_VNODE_POLL=5 TESTBED_VNODE_ARGS="--cfg-timeout 20" testbed/up.sh   # agent options
+#   TESTBED_HTCONDOR=0 TESTBED_S3=0 testbed/up.sh   # without HTCondor / S3 (on by default)
+#   TESTBED_HTCONDOR_VNODE_ARGS=--logs-not-implemented testbed/up.sh   # vk-htcondor options
 #
 # State, logs and pid files live in ${INTERLINK_TESTBED_STATE:-/tmp/interlink-testbed};
 # `source $STATE/env` gives the kubeconfigs, namespace and node name to tests and scripts.
@@ -160,26 +164,107 @@ if ! node_usable && sinfo -h -n "$HOST" -o %T | grep -qE 'down|drain'; then
 fi
 wait_for "Slurm node $HOST (idle)" 60 node_usable
 
-# ---------------------------------------------------------------- the virtual node
+# ---------------------------------------------------------------- the virtual nodes
+api_node_ready() { # node
+  api "/api/v1/nodes/$1" | jq -e '.status.conditions[] | select(.type == "Ready") | .status == "True"'
+}
+
+start_vnode() { # name command... ; (re)starts the agent when its command line changed
+  local name=$1 cmdfile=$STATE/$1.cmd
+  shift
+  if is_up "$name" && [ "$(cat "$cmdfile" 2>/dev/null)" != "$*" ]; then
+    say "virtual node $name: options changed; restarting it"
+    stop_daemon "$name"
+  fi
+  echo "$*" >"$cmdfile"
+  start_daemon "$name" "$@"
+}
+
 VNODE_STATE=$STATE/vnode
 mkdir -p "$VNODE_STATE"
+IMAGE_PATH=${TESTBED_IMAGE_PATH:-$REPO_DIR/.venv/bin}
 # TESTBED_VNODE_ARGS: extra agent options, e.g. "--cfg-timeout 20 --pods 500" (see python -m vnode -h)
 # shellcheck disable=SC2206
 vnode_cmd=(env PYTHONPATH="$TESTBED_DIR" PYTHONUNBUFFERED=1 "$PY" -m vnode
   --node "$NODE_NAME" --kubeconfig "$ADMIN_KUBECONFIG" --port "$KUBELET_PORT"
   --batch "$VNODE_MODE" --poll "${TESTBED_VNODE_POLL:-1.0}" --state-dir "$VNODE_STATE"
-  --image-path "${TESTBED_IMAGE_PATH:-$REPO_DIR/.venv/bin}" ${TESTBED_VNODE_ARGS:-})
-if is_up "$NODE_NAME" && [ "$(cat "$STATE/vnode.cmd" 2>/dev/null)" != "${vnode_cmd[*]}" ]; then
-  say "virtual node options changed (mode $VNODE_MODE); restarting it"
-  stop_daemon "$NODE_NAME"
-fi
-echo "${vnode_cmd[*]}" >"$STATE/vnode.cmd"
+  --image-path "$IMAGE_PATH" --label testbed.interlink/batch-system="$VNODE_MODE" ${TESTBED_VNODE_ARGS:-})
+[ -e "$STATE/vnode.cmd" ] && mv "$STATE/vnode.cmd" "$STATE/$NODE_NAME.cmd" # the name before vk-htcondor
+start_vnode "$NODE_NAME" "${vnode_cmd[@]}"
 echo "$VNODE_MODE" >"$STATE/vnode.mode"
-start_daemon "$NODE_NAME" "${vnode_cmd[@]}"
-node_ready() {
-  api "/api/v1/nodes/$NODE_NAME" | jq -e '.status.conditions[] | select(.type == "Ready") | .status == "True"'
-}
-wait_for "virtual node $NODE_NAME (Ready)" 60 node_ready
+wait_for "virtual node $NODE_NAME (Ready)" 60 api_node_ready "$NODE_NAME"
+
+# ---------------------------------------------------------------- HTCondor and S3 in the trixie chroot
+CHROOT=""
+if ((WANT_HTCONDOR || WANT_S3)); then
+  case $STATE in /tmp/*) ;; *) die "HTCondor/S3 need the state dir under /tmp (the chroot sees /tmp only), not $STATE" ;; esac
+  CHROOT=$("$TESTBED_DIR/setup-chroot.sh" | tail -n 1)
+  [ -x "$CHROOT/usr/sbin/condor_master" ] && [ -x "$CHROOT/usr/bin/radosgw" ] ||
+    die "setup-chroot.sh did not provide HTCondor and radosgw in '$CHROOT'"
+  echo "$CHROOT" >"$(chroot_path_file)"
+  mount_chroot "$CHROOT"
+fi
+
+if ((WANT_HTCONDOR)); then
+  CONDOR_STATE=$STATE/condor # the queue and the job sandboxes; HTCondor's own logs go to $LOGS/condor
+  mkdir -p "$CONDOR_STATE/spool" "$CONDOR_STATE/execute" "$LOGS/condor"
+  in_chroot chown condor:condor "$CONDOR_STATE/spool" "$CONDOR_STATE/execute" "$LOGS/condor"
+  chmod 755 "$STATE" "$CONDOR_STATE" "$CONDOR_STATE/execute"
+  conf=$CHROOT/etc/condor/config.d
+  {
+    cat "$TESTBED_DIR/configs/condor-99-testbed"
+    printf '\n# written by testbed/up.sh: state under %s\nLOG = %s\nSPOOL = %s\nEXECUTE = %s\n' \
+      "$STATE" "$LOGS/condor" "$CONDOR_STATE/spool" "$CONDOR_STATE/execute"
+  } >"$conf/99-testbed.new"
+  if cmp -s "$conf/99-testbed.new" "$conf/99-testbed"; then
+    rm "$conf/99-testbed.new"
+  else
+    mv "$conf/99-testbed.new" "$conf/99-testbed"
+    if is_up condor_master; then
+      say "HTCondor config changed: restarting condor_master"
+      stop_daemon condor_master QUIT
+    fi
+  fi
+  in_chroot sh -c 'mkdir -p /run/condor /var/lock/condor && chown condor:condor /run/condor /var/lock/condor'
+  start_daemon condor_master env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 chroot "$CHROOT" condor_master -f
+  slot_unclaimed() { in_chroot condor_status -af State | grep -q Unclaimed; }
+  wait_for "HTCondor (an Unclaimed slot)" 60 slot_unclaimed
+fi
+
+if ((WANT_S3)); then
+  S3_DATA=$STATE/s3
+  mkdir -p "$S3_DATA" "$CHROOT/var/run/ceph" "$CHROOT/var/log/ceph" "$CHROOT/etc/ceph"
+  sed -e "s|@DATA@|$S3_DATA|g" -e "s|@ADDRESS@|$S3_ADDRESS|g" "$TESTBED_DIR/configs/ceph.conf" >"$CHROOT/etc/ceph/ceph.conf"
+  start_daemon radosgw env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+    chroot "$CHROOT" radosgw -f --no-mon-config -n client.rgw
+  wait_for "radosgw on $S3_ADDRESS" 30 curl -s -o /dev/null "http://$S3_ADDRESS/"
+  # radosgw-admin sometimes hangs on exit after doing its work (dbstore): bounded, judged by its output.
+  rgw_user() { timeout -k 5 20 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin chroot "$CHROOT" \
+    radosgw-admin --no-mon-config -n client.rgw user "$@" 2>/dev/null | grep -q "\"access_key\": \"$S3_ACCESS_KEY\""; }
+  if [ ! -e "$S3_DATA/.user-$S3_ACCESS_KEY" ]; then
+    rgw_user info --uid="$S3_ACCESS_KEY" ||
+      rgw_user create --uid="$S3_ACCESS_KEY" --display-name="testbed S3 user" \
+        --access-key="$S3_ACCESS_KEY" --secret-key="$S3_SECRET_KEY" ||
+      die "radosgw-admin could not create the S3 user $S3_ACCESS_KEY"
+    touch "$S3_DATA/.user-$S3_ACCESS_KEY"
+    say "S3 user $S3_ACCESS_KEY (secret $S3_SECRET_KEY) ready"
+  fi
+fi
+
+if ((WANT_HTCONDOR)); then
+  HTCONDOR_STATE=$STATE/vnode-htcondor
+  mkdir -p "$HTCONDOR_STATE"
+  chmod 755 "$HTCONDOR_STATE" # the submitting user must reach the job directories
+  # TESTBED_HTCONDOR_VNODE_ARGS: extra agent options, e.g. --logs-not-implemented
+  # shellcheck disable=SC2206
+  htcondor_cmd=(env PYTHONPATH="$TESTBED_DIR" PYTHONUNBUFFERED=1 "$PY" -m vnode
+    --node "$HTCONDOR_NODE" --kubeconfig "$ADMIN_KUBECONFIG" --port "$HTCONDOR_KUBELET_PORT"
+    --batch htcondor --chroot "$CHROOT" --submit-user "$HTCONDOR_USER" --poll "${TESTBED_VNODE_POLL:-1.0}"
+    --state-dir "$HTCONDOR_STATE" --image-path "$IMAGE_PATH"
+    --label testbed.interlink/batch-system=htcondor --taint "$HTCONDOR_TAINT" ${TESTBED_HTCONDOR_VNODE_ARGS:-})
+  start_vnode "$HTCONDOR_NODE" "${htcondor_cmd[@]}"
+  wait_for "virtual node $HTCONDOR_NODE (Ready)" 60 api_node_ready "$HTCONDOR_NODE"
+fi
 
 cat >"$STATE/env" <<EOF
 # Written by testbed/up.sh; source it to reach the testbed.
@@ -192,4 +277,25 @@ export TESTBED_VNODE_MODE=$VNODE_MODE
 export TESTBED_JOBS_DIR=$VNODE_STATE/jobs
 export TESTBED_LOGS=$LOGS
 EOF
-say "up: source $STATE/env  (executor kubeconfig: $EXECUTOR_KUBECONFIG, node $NODE_NAME in $VNODE_MODE mode)"
+if ((WANT_HTCONDOR || WANT_S3)); then
+  echo "export TESTBED_CHROOT=$CHROOT" >>"$STATE/env"
+fi
+if ((WANT_HTCONDOR)); then
+  cat >>"$STATE/env" <<EOF
+export TESTBED_HTCONDOR_NODE=$HTCONDOR_NODE
+export TESTBED_HTCONDOR_TOLERATION=$HTCONDOR_TAINT
+export TESTBED_HTCONDOR_JOBS_DIR=$HTCONDOR_STATE/jobs
+export TESTBED_HTCONDOR_USER=$HTCONDOR_USER
+EOF
+fi
+if ((WANT_S3)); then
+  cat >>"$STATE/env" <<EOF
+export TESTBED_S3_ENDPOINT=http://$S3_ADDRESS
+export TESTBED_S3_ACCESS_KEY=$S3_ACCESS_KEY
+export TESTBED_S3_SECRET_KEY=$S3_SECRET_KEY
+EOF
+fi
+extra=""
+((WANT_HTCONDOR)) && extra+=", node $HTCONDOR_NODE (HTCondor)"
+((WANT_S3)) && extra+=", S3 on http://$S3_ADDRESS"
+say "up: source $STATE/env  (executor kubeconfig: $EXECUTOR_KUBECONFIG, node $NODE_NAME in $VNODE_MODE mode$extra)"

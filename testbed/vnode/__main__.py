@@ -1,4 +1,8 @@
-"""python -m vnode --node vk-slurm --kubeconfig admin.kubeconfig --batch slurm --state-dir DIR"""
+"""python -m vnode --node vk-slurm --kubeconfig admin.kubeconfig --batch slurm --state-dir DIR
+
+    python -m vnode --node vk-htcondor --batch htcondor --chroot ROOT --port 10350 \
+        --label testbed.interlink/batch-system=htcondor --taint testbed.interlink/site=htcondor:NoSchedule ...
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from types import FrameType
 from .agent import Agent, AgentConfig
 from .batch import make_backend
 from .kube import Kube
-from .logs_server import ensure_certificate, serve
+from .logs_server import ensure_certificate, logs_not_implemented, read_condor_logs, read_logs, serve
+from .node import parse_taint
 from .sbatch import CONTAINER_PATH
 
 
@@ -25,7 +30,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=10250, help="kubelet HTTPS port (logs)")
     parser.add_argument("--address", default="127.0.0.1", help="InternalIP of the node; the logs server binds it")
     parser.add_argument(
-        "--batch", choices=("slurm", "local"), default="slurm", help="run pods as Slurm jobs or local processes"
+        "--batch",
+        choices=("slurm", "local", "htcondor"),
+        default="slurm",
+        help="run pods as Slurm jobs, local processes, or HTCondor jobs (in --chroot)",
+    )
+    parser.add_argument("--chroot", type=Path, help="htcondor: the chroot holding HTCondor (setup-chroot.sh)")
+    parser.add_argument("--submit-user", default="tester", help="htcondor: the chroot's user that submits the jobs")
+    parser.add_argument(
+        "--logs-not-implemented",
+        action="store_true",
+        help="htcondor: /containerLogs answers HTTP 500 'NOT IMPLEMENTED', as earlier HTCondor plugins do",
+    )
+    parser.add_argument(
+        "--label", action="append", default=[], metavar="KEY=VALUE", help="extra Node label (repeatable)"
+    )
+    parser.add_argument(
+        "--taint", action="append", default=[], metavar="KEY[=VALUE]:EFFECT", help="extra Node taint (repeatable)"
     )
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between status rounds")
     parser.add_argument("--ping-interval", type=float, default=10.0, help="seconds between batch pings / Node updates")
@@ -51,6 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    labels = {}
+    for item in args.label:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"vnode: --label {item!r}: expected KEY=VALUE")
+        labels[key] = value
+    try:
+        taints = tuple(parse_taint(item) for item in args.taint)
+    except ValueError as exc:
+        raise SystemExit(f"vnode: --taint: {exc}") from None
     config = AgentConfig(
         node=args.node,
         state_dir=args.state_dir.resolve(),
@@ -61,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg_timeout=args.cfg_timeout,
         container_path=":".join(p for p in (args.image_path, CONTAINER_PATH) if p),
         capacity={"cpu": args.cpu, "memory": args.memory, "pods": args.pods, "nvidia.com/gpu": args.gpus},
+        labels=labels,
+        taints=taints,
     )
-    agent = Agent(config, Kube(args.kubeconfig), make_backend(args.batch))
+    agent = Agent(config, Kube(args.kubeconfig), make_backend(args.batch, args.chroot, args.submit_user))
 
     def stop(signum: int, frame: FrameType | None) -> None:
         logging.info("signal %d: stopping (jobs keep running and are re-adopted on restart)", signum)
@@ -71,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     cert, key = ensure_certificate(config.state_dir, config.node, config.address)
-    serve(config.address, config.port, cert, key, agent.locate)
+    reader = read_logs
+    if args.batch == "htcondor":
+        reader = logs_not_implemented if args.logs_not_implemented else read_condor_logs
+    serve(config.address, config.port, cert, key, agent.locate, reader)
     agent.start_background()
     logging.info(
         "node %s up: %s backend, poll %.1fs, logs on https://%s:%d, jobs in %s",

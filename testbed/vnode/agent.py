@@ -35,6 +35,8 @@ import httpx
 
 from . import jobfiles
 from .batch import Backend, BatchUnavailable, SubmitError
+from .condor import CondorJob
+from .condor import container_statuses as condor_container_statuses
 from .kube import ApiError, Kube
 from .node import NodeKeeper, NodeSpec, now
 from .resolve import MissingSource, Sources, container_env, volume_sources
@@ -80,6 +82,8 @@ class AgentConfig:
     capacity: dict[str, str] = field(
         default_factory=lambda: {"cpu": "8", "memory": "49Gi", "pods": "100", "nvidia.com/gpu": "0"}
     )
+    labels: dict[str, str] = field(default_factory=dict)  # extra Node labels (the VK's NodeLabels)
+    taints: tuple[dict[str, str], ...] = ()  # extra Node taints (the VK's NodeTaints)
 
     @property
     def jobs_dir(self) -> Path:
@@ -100,7 +104,7 @@ class PodRecord:
     next_try: float = 0.0
     started_at: str | None = None
     finished_at: str | None = None
-    last_seen: tuple[str, str] | None = None  # (state, exit field) at the last status round
+    last_seen: Any = None  # what the batch system said about the job at the last status round
     warned: bool = False
 
     @property
@@ -121,7 +125,16 @@ class Agent:
         self.config = config
         self.kube = kube
         self.backend = backend
-        self.keeper = NodeKeeper(kube, NodeSpec(config.node, config.address, config.port, dict(config.capacity)))
+        spec = NodeSpec(
+            config.node,
+            config.address,
+            config.port,
+            dict(config.capacity),
+            runtime=backend.name,
+            extra_labels=dict(config.labels),
+            extra_taints=config.taints,
+        )
+        self.keeper = NodeKeeper(kube, spec)
         self._records: dict[str, PodRecord] = {}
         self._dirs: dict[tuple[str, str], Path] = {}  # (namespace, pod name) -> job dir, read by the logs server
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -317,7 +330,7 @@ class Agent:
 
     def _submit(self, record: PodRecord, volume_data: dict[str, dict[str, str]]) -> None:
         try:
-            script, time_limit = jobfiles.write_job(
+            script, time_limit = self.backend.write_job(
                 self.config.jobs_dir, record.pod, record.env, volume_data, self.config.container_path
             )
             job_id = self.backend.submit(record.job_dir, script, time_limit)
@@ -386,11 +399,24 @@ class Agent:
             self._batch_down_since = None
         for record in active:
             info = jobs.get(record.job_id or "")
-            seen = (info.state, info.exit_field) if info else None
-            if seen is not None and seen == record.last_seen:
+            if info is not None and info == record.last_seen:
                 continue  # same answer as last round: the VK's view cannot change
-            record.last_seen = seen
-            self._guard(self._update_from_job, record, info)
+            record.last_seen = info
+            update = self._update_from_condor if self.backend.flavour == "htcondor" else self._update_from_job
+            self._guard(update, record, info)
+
+    def _update_from_condor(self, record: PodRecord, job: CondorJob | None) -> None:
+        """The HTCondor plugin's status answer (from the job ad alone) folded in by the VK."""
+        remote = condor_container_statuses(record.container_names, job, now())
+        if remote is None:
+            if not record.warned:
+                log.warning(
+                    "pod %s: job %s in neither condor_q nor condor_history: status kept", record.ref, record.job_id
+                )
+                record.warned = True
+            record.last_seen = None  # ask again next round
+            return
+        self._apply_remote(record, remote, f"JobStatus {job.status}" if job else "")
 
     def _update_from_job(self, record: PodRecord, info: Any) -> None:
         state = info.state if info else None
@@ -416,6 +442,9 @@ class Agent:
                 record.warned = True
             record.last_seen = None  # ask again next round
             return
+        self._apply_remote(record, remote, str(state))
+
+    def _apply_remote(self, record: PodRecord, remote: list[dict[str, Any]], state: str) -> None:
         new = vk_merge(record.status, remote)
         old_phase = record.status.get("phase")
         if not self._write_status(record, new):

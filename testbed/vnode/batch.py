@@ -1,7 +1,8 @@
-"""Batch backends: real Slurm, or local subprocesses with the same interface and states.
+"""Batch backends: real Slurm, or local subprocesses with the same interface and states
+(HTCondor, the third, is in htcondor.py).
 
-Both report jobs with Slurm's compact state codes (PD, R, CG, CD, F, TO, CA, OOM, ...)
-and the job's exit code, which is all the plugin's status logic reads.
+The Slurm and local ones report jobs with Slurm's compact state codes (PD, R, CG, CD, F, TO,
+CA, OOM, ...) and the job's exit code, which is all the Slurm plugin's status logic reads.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+from . import jobfiles
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +40,22 @@ class JobInfo:
 
 class Backend(Protocol):
     name: str
+    flavour: str  # whose plugin it stands in for: "slurm" or "htcondor"
+
+    def write_job(
+        self,
+        root: Path,
+        pod: dict[str, Any],
+        env: dict[str, list[tuple[str, str]]],
+        volume_data: dict[str, dict[str, str]],
+        container_path: str,
+    ) -> tuple[Path, int | None]: ...
 
     def submit(self, job_dir: Path, script: Path, time_limit: int | None) -> str: ...
 
-    def query(self, job_ids: list[str]) -> dict[str, JobInfo]: ...
+    def query(self, job_ids: list[str]) -> dict[str, Any]:
+        """job id -> what the plugin reads about it (JobInfo, or condor.CondorJob); comparable."""
+        ...
 
     def cancel(self, job_id: str) -> None: ...
 
@@ -53,7 +68,23 @@ def _run(argv: list[str], timeout: float = 60.0, cwd: Path | None = None) -> sub
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False)
 
 
-class SlurmBackend:
+class _SlurmJobFiles:
+    """job.slurm + job.sh, as the interLink Slurm plugin writes them."""
+
+    flavour = "slurm"
+
+    def write_job(
+        self,
+        root: Path,
+        pod: dict[str, Any],
+        env: dict[str, list[tuple[str, str]]],
+        volume_data: dict[str, dict[str, str]],
+        container_path: str,
+    ) -> tuple[Path, int | None]:
+        return jobfiles.write_job(root, pod, env, volume_data, container_path)
+
+
+class SlurmBackend(_SlurmJobFiles):
     """sbatch / squeue / scancel / scontrol ping, as the interLink Slurm plugin calls them."""
 
     name = "slurm"
@@ -115,7 +146,7 @@ class _LocalJob:
     final: JobInfo | None = None
 
 
-class LocalBackend:
+class LocalBackend(_SlurmJobFiles):
     """Runs job.slurm with bash as a plain subprocess (fast local mode, no Slurm).
 
     The #SBATCH lines are comments here; only --time is enforced (TIMEOUT like Slurm).
@@ -224,9 +255,15 @@ def _alive(pid: int, job_dir: Path) -> bool:
     return str(job_dir).encode() in cmdline
 
 
-def make_backend(name: str) -> Backend:
+def make_backend(name: str, chroot: Path | None = None, user: str = "tester") -> Backend:
     if name == "slurm":
         return SlurmBackend()
     if name == "local":
         return LocalBackend()
-    raise ValueError(f"unknown batch backend {name!r} (slurm or local)")
+    if name == "htcondor":
+        if chroot is None:
+            raise ValueError("the htcondor backend needs --chroot (the trixie chroot holding HTCondor)")
+        from .htcondor import HTCondorBackend  # imports batch: keep the cycle out of module load
+
+        return HTCondorBackend(chroot, user)
+    raise ValueError(f"unknown batch backend {name!r} (slurm, local or htcondor)")

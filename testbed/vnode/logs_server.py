@@ -1,7 +1,9 @@
 """The kubelet's log endpoint: GET /containerLogs/<ns>/<pod>/<container> over HTTPS.
 
-The API server proxies `pods/log` here (node InternalIP + kubeletEndpoint port). What
-comes back is what the Slurm plugin's /getLogs returns: job.out (the job script's own
+The API server proxies `pods/log` here (node InternalIP + kubeletEndpoint port). For an
+HTCondor node it is what that plugin's /getLogs returns (read_condor_logs), or HTTP 500
+"NOT IMPLEMENTED" as in earlier versions (logs_not_implemented). For a Slurm node it is
+what the Slurm plugin's /getLogs returns: job.out (the job script's own
 lines) followed by the container's run-<name>.out, with tailLines and limitBytes applied
 the plugin's way (one line / one byte more than asked, and an error when the request
 equals the size exactly, where the plugin's slice goes out of range).
@@ -18,6 +20,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
+
+from .condor import render_logs as render_condor_logs
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,35 @@ def read_logs(directory: Path | None, pod_ref: str, container: str, tail_lines: 
     return render_logs(job_out, container_out, tail_lines, limit_bytes)
 
 
+def read_condor_logs(directory: Path | None, pod_ref: str, container: str, tail_lines: int, limit_bytes: int) -> bytes:
+    """The HTCondor plugin's /getLogs: the job's Output, Error and user log (transferred back
+    into the job directory when the job ends), whatever the container, tailLines or limitBytes."""
+    if directory is None:
+        raise LogError(404, f"pod {pod_ref} is not known to this virtual node")
+    job_id = (_read(directory / "JobID.jid") or b"").decode().strip()
+    if not job_id:
+        raise LogError(404, "Pod not found")
+    return render_condor_logs(
+        _read(directory / "out" / f"mm_mul.out.{job_id}.0"),
+        _read(directory / "err" / f"mm_mul.err.{job_id}.0"),
+        _read(directory / "log" / f"mm_mul.{job_id}.0.log"),
+    )
+
+
+def logs_not_implemented(
+    directory: Path | None, pod_ref: str, container: str, tail_lines: int, limit_bytes: int
+) -> bytes:
+    """Earlier HTCondor plugins: /getLogs answers 500 with this body, for every pod."""
+    raise LogError(500, "NOT IMPLEMENTED")
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
 def _int(values: dict[str, list[str]], key: str) -> int:
     try:
         return max(0, int(values.get(key, ["0"])[0]))
@@ -75,7 +108,12 @@ def _int(values: dict[str, list[str]], key: str) -> int:
         return 0
 
 
-def make_handler(locate: Callable[[str, str], Path | None]) -> type[BaseHTTPRequestHandler]:
+LogReader = Callable[[Path | None, str, str, int, int], bytes]
+
+
+def make_handler(
+    locate: Callable[[str, str], Path | None], reader: LogReader = read_logs
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -88,7 +126,7 @@ def make_handler(locate: Callable[[str, str], Path | None]) -> type[BaseHTTPRequ
             namespace, pod, container = match.groups()
             query = parse_qs(url.query)
             try:
-                body = read_logs(
+                body = reader(
                     locate(namespace, pod),
                     f"{namespace}/{pod}",
                     container,
@@ -144,10 +182,15 @@ def ensure_certificate(directory: Path, node: str, address: str) -> tuple[Path, 
 
 
 def serve(
-    address: str, port: int, cert: Path, key: Path, locate: Callable[[str, str], Path | None]
+    address: str,
+    port: int,
+    cert: Path,
+    key: Path,
+    locate: Callable[[str, str], Path | None],
+    reader: LogReader = read_logs,
 ) -> ThreadingHTTPServer:
     """Start the HTTPS server in a daemon thread and return it."""
-    server = ThreadingHTTPServer((address, port), make_handler(locate))
+    server = ThreadingHTTPServer((address, port), make_handler(locate, reader))
     server.daemon_threads = True
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(str(cert), str(key))

@@ -30,9 +30,13 @@ class NodeSpec:
         default_factory=lambda: {"cpu": "8", "memory": "49Gi", "pods": "100", "nvidia.com/gpu": "0"}
     )
     version: str = "v1.20.2-vk-interlink-testbed"
+    runtime: str = "slurm"  # the batch system behind the node, shown as containerRuntimeVersion
+    extra_labels: dict[str, str] = field(default_factory=dict)  # the VK config's NodeLabels
+    extra_taints: tuple[dict[str, str], ...] = ()  # the VK config's NodeTaints
 
     def labels(self) -> dict[str, str]:
         return {
+            **self.extra_labels,
             "alpha.service-controller.kubernetes.io/exclude-balancer": "true",
             "kubernetes.io/os": "virtual-kubelet",
             "kubernetes.io/hostname": self.name,
@@ -46,8 +50,17 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def desired_taints(ready: bool) -> list[dict[str, str]]:
-    return [INTERLINK_TAINT] if ready else [INTERLINK_TAINT, NOT_READY_TAINT]
+def desired_taints(ready: bool, extra: tuple[dict[str, str], ...] = ()) -> list[dict[str, str]]:
+    return [INTERLINK_TAINT, *extra] if ready else [INTERLINK_TAINT, *extra, NOT_READY_TAINT]
+
+
+def parse_taint(text: str) -> dict[str, str]:
+    """KEY[=VALUE]:EFFECT, as `kubectl taint` writes it."""
+    rest, sep, effect = text.rpartition(":")
+    if not sep or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+        raise ValueError(f"taint {text!r}: expected KEY[=VALUE]:NoSchedule|PreferNoSchedule|NoExecute")
+    key, _, value = rest.partition("=")
+    return {"key": key, "value": value, "effect": effect} if value else {"key": key, "effect": effect}
 
 
 def node_status(spec: NodeSpec, ready: bool, message: str, transition: str, heartbeat: str) -> dict[str, Any]:
@@ -85,7 +98,7 @@ def node_status(spec: NodeSpec, ready: bool, message: str, transition: str, hear
             "kubeProxyVersion": spec.version,
             "operatingSystem": "linux",
             "architecture": "amd64",
-            "containerRuntimeVersion": "slurm://testbed",
+            "containerRuntimeVersion": f"{spec.runtime}://testbed",
             "osImage": "interLink testbed",
             "kernelVersion": "",
             "machineID": "",
@@ -115,7 +128,7 @@ class NodeKeeper:
                 "apiVersion": "v1",
                 "kind": "Node",
                 "metadata": {"name": self._spec.name, "labels": self._spec.labels()},
-                "spec": {"taints": [INTERLINK_TAINT]},
+                "spec": {"taints": [INTERLINK_TAINT, *self._spec.extra_taints]},
             }
             self._kube.post("/api/v1/nodes", body)
             log.info("registered node %s", self._spec.name)
@@ -128,7 +141,11 @@ class NodeKeeper:
             self._ready = ready
             self._transition = now()
         self._kube.patch(
-            self._path, {"metadata": {"labels": self._spec.labels()}, "spec": {"taints": desired_taints(ready)}}
+            self._path,
+            {
+                "metadata": {"labels": self._spec.labels()},
+                "spec": {"taints": desired_taints(ready, self._spec.extra_taints)},
+            },
         )
         self._kube.patch(
             self._path + "/status", {"status": node_status(self._spec, ready, message, self._transition, now())}
