@@ -109,6 +109,15 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, TransientError)
 
 
+def is_transient_for_logs(error: BaseException) -> bool:
+    """A pods/log 500 is the virtual kubelet relaying its plugin's error (interLink's
+    HTCondor plugin answers "NOT IMPLEMENTED"): asking again gives the same answer."""
+    return is_transient(error) and getattr(error, "status", None) != 500
+
+
+LOG_RETRY_SECONDS = 15.0
+
+
 @dataclass
 class ClusterAccess:
     """Where the API server is and how to authenticate, whatever the source."""
@@ -267,13 +276,12 @@ class KubeClient:
     ):
         self.access = access
         self.stats = RequestStats()
-        # one policy for every request (tenacity keeps per-call state per thread)
-        self._retrying = Retrying(
-            retry=retry_if_exception(is_transient),
-            wait=_wait,
-            stop=stop_after_delay(retry_seconds),
-            reraise=True,
-            before_sleep=self._log_retry,
+        # one policy object per kind of request (tenacity keeps per-call state per
+        # thread); logs are fetched while a status round waits: a short budget, and a
+        # 500 is the virtual node's plugin answering, which asking again won't change
+        self._retrying = self._policy(is_transient, retry_seconds)
+        self._log_retrying = self._policy(
+            is_transient_for_logs, min(retry_seconds, LOG_RETRY_SECONDS)
         )
         self._http = httpx.Client(
             base_url=access.server,
@@ -287,6 +295,17 @@ class KubeClient:
                 max_keepalive_connections=max_connections,
             ),
             headers={"Accept": "application/json", "User-Agent": "snakemake-interlink"},
+        )
+
+    def _policy(
+        self, transient: Callable[[BaseException], bool], seconds: float
+    ) -> Retrying:
+        return Retrying(
+            retry=retry_if_exception(transient),
+            wait=_wait,
+            stop=stop_after_delay(seconds),
+            reraise=True,
+            before_sleep=self._log_retry,
         )
 
     def close(self) -> None:
@@ -489,11 +508,13 @@ class KubeClient:
         }
         if insecure_backend:
             params["insecureSkipTLSVerifyBackend"] = "true"
-        text = self.request(
+        text = self._log_retrying(
+            self._send,
             "GET",
             f"/api/v1/namespaces/{namespace}/pods/{name}/log",
-            params=params,
-            verb="log",
+            params,
+            None,
+            "log",
         )
         return text if isinstance(text, str) else json.dumps(text)
 

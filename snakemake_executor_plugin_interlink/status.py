@@ -41,7 +41,13 @@ class PodStatus:
 
 
 _IMAGE_ERRORS_FATAL = {"InvalidImageName", "ErrImageNeverPull"}
-_WAITING_REASONS = {"ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError"}
+# JobHeld: interLink's HTCondor plugin, with HTCondor's HoldReason as message
+_WAITING_REASONS = {
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "CreateContainerConfigError",
+    "JobHeld",
+}
 
 
 def parse_time(value: str | None) -> datetime | None:

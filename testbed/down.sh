@@ -23,22 +23,7 @@ for f in "$PIDS"/*.pid; do # a node agent started under another name, if any
 done
 
 # HTCondor and radosgw (whatever TESTBED_HTCONDOR/TESTBED_S3 say now), then the chroot's mounts.
-if is_up condor_master; then
-  say "removing leftover HTCondor jobs"
-  in_chroot condor_rm -all >/dev/null 2>&1 || true
-  stop_daemon condor_master QUIT # fast shutdown: the master stops its daemons and their jobs
-fi
-stop_daemon radosgw
-if [ -s "$(chroot_path_file)" ]; then
-  root=$(cat "$(chroot_path_file)")
-  for proc in /proc/[0-9]*; do # anything still running inside the chroot was started by the testbed
-    [ "$(readlink "$proc/root" 2>/dev/null)" = "$root" ] || continue
-    say "killing leftover chroot process ${proc#/proc/} ($(tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | cut -c1-80))"
-    kill -KILL "${proc#/proc/}" 2>/dev/null || true
-  done
-  umount_chroot "$root"
-  say "unmounted the chroot's mounts ($root)"
-fi
+stop_chroot
 
 # Local-mode jobs run in their own sessions; kill the ones still alive (checking that
 # the pid still belongs to that job, since pids get reused).

@@ -151,3 +151,23 @@ in_chroot() { # command... : run as root inside the chroot with a clean environm
   root=$(cat "$(chroot_path_file)" 2>/dev/null) || return 1
   env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 chroot "$root" "$@"
 }
+
+stop_chroot() { # HTCondor (after removing its jobs), radosgw, leftovers in the chroot, its mounts
+  local root proc
+  stop_daemon "$HTCONDOR_NODE"
+  if is_up condor_master; then
+    say "removing leftover HTCondor jobs"
+    in_chroot condor_rm -all >/dev/null 2>&1 || true
+    stop_daemon condor_master QUIT # fast shutdown: the master stops its daemons and their jobs
+  fi
+  stop_daemon radosgw
+  [ -s "$(chroot_path_file)" ] || return 0
+  root=$(cat "$(chroot_path_file)")
+  for proc in /proc/[0-9]*; do # anything still running inside the chroot was started by the testbed
+    [ "$(readlink "$proc/root" 2>/dev/null)" = "$root" ] || continue
+    say "killing leftover chroot process ${proc#/proc/} ($(tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | cut -c1-80))"
+    kill -KILL "${proc#/proc/}" 2>/dev/null || true
+  done
+  umount_chroot "$root"
+  say "unmounted the chroot ($root)"
+}

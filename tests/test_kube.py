@@ -83,6 +83,30 @@ def test_server_errors_are_retried(code):
     assert client(lambda r: next(answers)).request("GET", "/x") == {"ok": 1}
 
 
+def test_a_log_the_virtual_node_answers_with_500_is_not_retried():
+    # interLink's HTCondor plugin: /getLogs -> 500 "NOT IMPLEMENTED", every time
+    c = client(
+        lambda r: httpx.Response(
+            500,
+            json=status_body(
+                500, "InternalError", "Internal error occurred: NOT IMPLEMENTED"
+            ),
+        )
+    )
+    with pytest.raises(TransientError, match="NOT IMPLEMENTED"):
+        c.pod_log("ns", "p", "snakejob", 100, 1000)
+    assert c.stats.requests == 1 and c.stats.retries == 0
+
+
+def test_a_log_behind_a_503_is_retried():
+    answers = iter(
+        [httpx.Response(503, text="busy"), httpx.Response(200, text="out\n")]
+    )
+    c = client(lambda r: next(answers))
+    assert c.pod_log("ns", "p", "snakejob", 100, 1000) == "out\n"
+    assert c.stats.requests == 2
+
+
 def test_retries_are_bounded_in_time(monkeypatch):
     monkeypatch.undo()  # real sleeps: 0.2 s, 0.4 s ... until 0.5 s have passed
     c = client(lambda r: httpx.Response(503, text="down"), retry_seconds=0.5)

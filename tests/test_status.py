@@ -218,6 +218,25 @@ UNSCHEDULABLE = [
             State.WAITING,
             ["ImagePullBackOff"],
         ),
+        (
+            pod(
+                created=4000,
+                containers=[
+                    {
+                        "name": "snakejob",
+                        "state": {
+                            "waiting": {
+                                "reason": "JobHeld",
+                                "message": "via condor_hold (by user root)",
+                            }
+                        },
+                    }
+                ],
+            ),
+            {"pending_timeout": 3600},
+            State.FAILED,
+            ["--interlink-pending-timeout", "JobHeld: via condor_hold (by user root)"],
+        ),
     ],
 )
 def test_classification(manifest, kwargs, state, words):
