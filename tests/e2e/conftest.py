@@ -187,6 +187,17 @@ def nothing_left_behind(request, testbed: Testbed):
 
 
 @pytest.fixture
+def figures(capsys):
+    """Print a measured figure even when the test passes (CI's log keeps it)."""
+
+    def say(line: str) -> None:
+        with capsys.disabled():
+            print(f"\nFIGURES: {line}")
+
+    return say
+
+
+@pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """A working directory under /tmp, which the virtual node binds like a shared FS."""
     return tmp_path

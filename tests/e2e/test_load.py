@@ -1,4 +1,4 @@
-"""Load: 2000 jobs through the testbed with the virtual node in its fast local mode (the
+"""Load: thousands of jobs through the testbed with the virtual node in its fast local mode (the
 pods' commands run as processes instead of Slurm jobs). Every job accounted for, bounded
 memory, nothing left behind."""
 
@@ -14,7 +14,9 @@ import pytest
 
 from .conftest import REPO, Testbed
 
-N = 2000
+# every job runs its own Snakemake process (about 1.5 CPU-seconds): 2000 jobs take about
+# 20 minutes on 2 cores, so CI runs 1000 (scripts/test.sh) and 2000 is run by hand
+N = int(os.environ.get("INTERLINK_LOAD_JOBS", "2000"))
 
 
 @pytest.fixture
@@ -33,7 +35,7 @@ def local_mode_node():
     subprocess.run([up], check=True, env={**os.environ, "TESTBED_VNODE_MODE": "slurm"})
 
 
-def test_two_thousand_jobs(testbed: Testbed, workdir: Path, local_mode_node):
+def test_two_thousand_jobs(testbed: Testbed, workdir: Path, local_mode_node, figures):
     (workdir / "Snakefile").write_text(f"""
 rule all:
     input: "summary.txt"
@@ -65,7 +67,7 @@ rule summary:
     requests = int(re.search(r"interlink: (\d+) API requests", done.stderr).group(1))
     rss_mb = after.ru_maxrss / 1024
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    print(
+    figures(
         f"load: {N + 1} jobs, {requests} API requests ({requests / (N + 1):.2f}/job), "
         f"executor max RSS {rss_mb:.0f} MB, CPU {cpu:.1f} s"
     )

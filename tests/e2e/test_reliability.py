@@ -161,7 +161,7 @@ rule sleepy:
 
 
 def test_throttling_and_a_flaky_network_are_survived(
-    testbed: Testbed, workdir: Path, tmp_path: Path
+    testbed: Testbed, workdir: Path, tmp_path: Path, figures
 ):
     import base64
     import re
@@ -204,7 +204,12 @@ rule work:
             r"interlink: (\d+) API requests \((\d+) retried\)", done.stderr
         ).groups(),
     )
-    print(f"executor: {requests} requests, {retried} retried")
+    figures(
+        f"fault proxy: {proxy.counts['requests']} requests, injected "
+        f"{proxy.counts['429']} x 429, {proxy.counts['503']} x 503, "
+        f"{proxy.counts['reset']} resets; executor: {requests} requests, {retried} "
+        "retried; 30 jobs, each ran once"
+    )
     injected = proxy.counts["429"] + proxy.counts["503"] + proxy.counts["reset"]
     assert retried <= injected + 5, (
         "no retry storm: at most one retry per injected fault"
