@@ -49,6 +49,16 @@ def slim_pod(pod: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _newer_than(pod: dict[str, Any], version: str) -> bool:
+    """Whether the pod's state is newer than a LIST's resourceVersion. Versions are
+    etcd revisions; one that is not a number counts as newer, so a pod is never
+    declared deleted on a doubt (the status board's grace and GET decide then)."""
+    try:
+        return int(pod["metadata"].get("resourceVersion", "")) > int(version)
+    except ValueError:
+        return True
+
+
 class PodTracker:
     def __init__(
         self,
@@ -173,7 +183,12 @@ class PodTracker:
             }
             self._forgotten &= {p["metadata"]["name"] for p in items}
             for name in self._pods.keys() - fresh.keys():
-                self._deleted[name] = self._pods[name]
+                if _newer_than(self._pods[name], version):
+                    # created after the LIST's snapshot (observed from the create's
+                    # answer): absent from the list, not deleted
+                    fresh[name] = self._pods[name]
+                else:
+                    self._deleted[name] = self._pods[name]
             self._pods = fresh
             self.generation += 1
         self.error, self.error_since = None, None

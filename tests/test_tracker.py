@@ -150,3 +150,15 @@ def test_slim_pod_drops_what_nobody_reads():
     slim = slim_pod(pod("a"))
     assert "managedFields" not in slim["metadata"]
     assert slim["spec"] == {"nodeName": "vk"}
+
+
+def test_a_relist_older_than_a_created_pod_does_not_delete_it(api_and_tracker):
+    """The create's answer (observed) can be newer than the snapshot a LIST serves."""
+    api, tracker, _ = api_and_tracker
+    assert tracker.synced.wait(5)
+    tracker.observe(pod("fresh", "Pending", rv="11"))  # the LIST below is at "10"
+    tracker.observe(pod("old", "Pending", rv="9"))  # was in an older view, now gone
+    api.batches.put(410)
+    assert until(lambda: api.lists == 2)
+    assert until(lambda: tracker.deleted("old") is not None)
+    assert tracker.get("fresh") is not None and tracker.deleted("fresh") is None

@@ -15,7 +15,7 @@ import pytest
 from .conftest import REPO, Testbed
 
 # every job runs its own Snakemake process (about 1.5 CPU-seconds): 2000 jobs take about
-# 20 minutes on 2 cores, so CI runs 1000 (scripts/test.sh) and 2000 is run by hand
+# 20 minutes on 2 cores, so CI runs 600 (scripts/test.sh) and 2000 is run by hand
 N = int(os.environ.get("INTERLINK_LOAD_JOBS", "2000"))
 
 
