@@ -9,7 +9,7 @@ PY=$(scripts/bootstrap.sh)
 export PATH="$PWD/.venv/bin:$PATH"
 testbed/up.sh
 . "${INTERLINK_TESTBED_STATE:-/tmp/interlink-testbed}/env"
-[ "${KEEP_TESTBED:-0}" = 1 ] || trap testbed/down.sh EXIT
+[ "${KEEP_TESTBED:-0}" = 1 ] || trap "$PWD/testbed/down.sh" EXIT
 
 work=${DEMO_DIR:-/tmp/interlink-demo}
 rm -rf "$work" && mkdir -p "$work" && cp -r examples/hello "$work/"
