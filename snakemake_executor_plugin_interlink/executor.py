@@ -29,7 +29,7 @@ from .kube import (
     Unauthorized,
     load_access,
 )
-from .logs import command_exit_status, log_path, store_log, tail
+from .logs import command_exit_status, log_path, store_log, tail, wildcards_text
 from .pod import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -388,10 +388,7 @@ class Executor(RemoteExecutor):
         if keep:
             self._kept.add(name)
         else:
-            try:
-                self.kube.delete_pod(self.namespace, name)
-            except KubeError as e:
-                self.logger.warning(f"interlink: could not delete pod {name}: {e}")
+            self._delete("pod", name)
         return path, text
 
     def _report(
@@ -403,7 +400,7 @@ class Executor(RemoteExecutor):
         self._rows.append(
             JobRow(
                 rule=job.name,
-                wildcards=",".join(f"{k}={v}" for k, v in self._wildcards(job).items()),
+                wildcards=wildcards_text(self._wildcards(job)),
                 pod=name,
                 attempt=job.attempt,
                 status=status,
@@ -489,6 +486,15 @@ class Executor(RemoteExecutor):
             f"interlink: run report in {folder}/ (jobs.tsv, timeline.html)"
         )
 
+    def _delete(self, kind: str, name: str) -> None:
+        """Delete one pod or Secret; a failure is reported, never raised, since
+        cleanup goes on with the rest."""
+        delete = self.kube.delete_pod if kind == "pod" else self.kube.delete_secret
+        try:
+            delete(self.namespace, name)
+        except KubeError as e:
+            self.logger.warning(f"interlink: could not delete {kind} {name}: {e}")
+
     def _handle_orphans(self, ours: set[str]) -> None:
         """Pods of killed runs in this directory that no job re-attached to: list them
         with the command that removes them (and their runs' Secrets), or remove them
@@ -500,15 +506,9 @@ class Executor(RemoteExecutor):
         if self.settings.remove_orphans:
             runs = {p["metadata"].get("labels", {}).get(RUN_LABEL) for p in orphans}
             for name in names:
-                try:
-                    self.kube.delete_pod(self.namespace, name)
-                except KubeError as e:
-                    self.logger.warning(f"interlink: could not delete pod {name}: {e}")
+                self._delete("pod", name)
             for run in sorted(r for r in runs if r):
-                try:
-                    self.kube.delete_secret(self.namespace, secret_name(run))
-                except KubeError as e:
-                    self.logger.warning(f"interlink: could not delete a Secret: {e}")
+                self._delete("Secret", secret_name(run))
             self.logger.info(
                 f"interlink: removed {len(names)} pod(s) of earlier runs in this "
                 "directory that no job re-attached to"
@@ -539,18 +539,12 @@ class Executor(RemoteExecutor):
         ]
         self._handle_orphans(set(ours) | self._kept)
         for name in (n for n in ours if n not in self._kept):
-            try:
-                self.kube.delete_pod(self.namespace, name)
-            except KubeError as e:
-                self.logger.warning(f"interlink: could not delete pod {name}: {e}")
+            self._delete("pod", name)
         secrets = [secret_name(run) for run in self._adopted_runs if run]
         if self._secret_created:
             secrets.append(self.run.secret_name)
         for secret in secrets:
-            try:
-                self.kube.delete_secret(self.namespace, secret)
-            except KubeError as e:
-                self.logger.warning(f"interlink: could not delete Secret {secret}: {e}")
+            self._delete("Secret", secret)
         self.progress.print_if_changed()
         self._write_report()
         stats = self.kube.stats

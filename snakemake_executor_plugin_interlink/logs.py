@@ -30,11 +30,16 @@ def path_part(text: str, limit: int = 100) -> str:
     return f"{cleaned[: limit - 11]}-{digest}"
 
 
+def wildcards_text(wildcards: Mapping[str, str]) -> str:
+    """ "sample=A,n=1": how logs and the run report name a job's wildcards."""
+    return ",".join(f"{k}={v}" for k, v in wildcards.items())
+
+
 def log_path(
     log_dir: Path, rule: str, wildcards: Mapping[str, str], jobid: int
 ) -> Path:
     """<log_dir>/<rule>/<wildcards>/<jobid>.log, every part sanitised."""
-    spec = ",".join(f"{k}={v}" for k, v in wildcards.items()) or "all"
+    spec = wildcards_text(wildcards) or "all"
     return log_dir / path_part(rule) / path_part(spec) / f"{jobid}.log"
 
 
