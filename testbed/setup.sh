@@ -41,4 +41,16 @@ if [ "${TESTBED_HTCONDOR:-1}" != 0 ] || [ "${TESTBED_S3:-1}" != 0 ]; then
   "$HERE/setup-chroot.sh" >&2
 fi
 
-"$HERE/build-k8s.sh" | tail -n 1
+BIN=$("$HERE/build-k8s.sh" | tail -n 1)
+
+# kubectl of the same version, from Debian's kubernetes-client package: the testbed applies
+# rbac.yaml with it, and the docs' kubectl commands are run with it (tests/e2e/test_docs_commands.py).
+if [ ! -x "$BIN/kubectl" ]; then
+  echo "testbed: fetching kubectl from Debian's kubernetes-client package" >&2
+  tmp=$(mktemp -d) && chmod 755 "$tmp"
+  (cd "$tmp" && { apt-get download -qq kubernetes-client 2>/dev/null ||
+    { apt-get update -qq && apt-get download -qq kubernetes-client; }; }) >&2
+  dpkg-deb --fsys-tarfile "$tmp"/kubernetes-client_*.deb | tar -xO ./usr/bin/kubectl >"$BIN/kubectl.new"
+  chmod 755 "$BIN/kubectl.new" && mv "$BIN/kubectl.new" "$BIN/kubectl" && rm -rf "$tmp"
+fi
+echo "$BIN"

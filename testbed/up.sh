@@ -113,7 +113,7 @@ start_daemon kube-scheduler "$BIN/kube-scheduler" \
 wait_for "the controller-manager (default service account)" 60 api /api/v1/namespaces/default/serviceaccounts/default
 
 say "applying namespace $NAMESPACE and $TESTBED_DIR/rbac.yaml"
-PYTHONPATH=$TESTBED_DIR "$PY" -m kubeapply --kubeconfig "$ADMIN_KUBECONFIG" "$TESTBED_DIR/rbac.yaml" >&2
+"$BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" apply -f "$TESTBED_DIR/rbac.yaml" >&2
 
 # ---------------------------------------------------------------- Slurm with accounting
 HOST=$(hostname -s)
@@ -276,6 +276,7 @@ export TESTBED_NODE=$NODE_NAME
 export TESTBED_VNODE_MODE=$VNODE_MODE
 export TESTBED_JOBS_DIR=$VNODE_STATE/jobs
 export TESTBED_LOGS=$LOGS
+export TESTBED_BIN=$BIN
 EOF
 if ((WANT_HTCONDOR || WANT_S3)); then
   echo "export TESTBED_CHROOT=$CHROOT" >>"$STATE/env"

@@ -81,3 +81,58 @@ def test_setup_doc_shows_the_role_the_testbed_applies():
         if d and d["kind"] in ("Role", "RoleBinding")
     ]
     assert list(yaml.safe_load_all(block)) == applied
+
+
+# Commands in the docs are fenced ```sh blocks, and tests run every one of them: README.md
+# and docs/ in tests/e2e/test_docs_commands.py, each example's README in its own test.
+PROGRAMS = ("snakemake", "kubectl", "pip", "sacct", "condor_", "scripts/", "python")
+PAGES_WITH_COMMANDS = {"README.md", "docs/further.md", "docs/setup.md"}
+
+
+def doc_pages() -> list[Path]:
+    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def example_pages() -> list[Path]:
+    return sorted((REPO / "examples").glob("*/README.md"))
+
+
+def test_every_command_shown_is_in_a_fenced_block():
+    import re
+
+    for page in doc_pages() + example_pages():
+        fenced = False
+        for number, line in enumerate(page.read_text().splitlines(), 1):
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+            elif not fenced and re.match(rf"( {{4,}}|\t)({'|'.join(PROGRAMS)})", line):
+                raise AssertionError(
+                    f"{page.relative_to(REPO)}:{number}: a command outside a ```sh block "
+                    "is run by no test"
+                )
+
+
+def test_pages_with_commands_are_the_ones_the_docs_test_runs():
+    from tests.e2e.documented import commands
+
+    shown = {str(p.relative_to(REPO)) for p in doc_pages() if commands(p)}
+    assert shown == PAGES_WITH_COMMANDS, (
+        "add a test of the new page's commands to tests/e2e/test_docs_commands.py"
+    )
+    source = (REPO / "tests" / "e2e" / "test_docs_commands.py").read_text()
+    for page in PAGES_WITH_COMMANDS - {"README.md"}:
+        assert page.split("/")[-1] in source, page
+
+
+def test_every_example_readme_is_run_by_its_test():
+    import re
+
+    from tests.e2e.documented import commands
+
+    tests = "".join(p.read_text() for p in (REPO / "tests" / "e2e").glob("test_*.py"))
+    for page in example_pages():
+        name = page.parent.name
+        assert any(c.startswith("snakemake") for c in commands(page)), page
+        assert re.search(rf'run_(example|readme)\([^)]*"{name}"', tests), (
+            f"no end-to-end test runs examples/{name}/README.md (documented.run_readme)"
+        )

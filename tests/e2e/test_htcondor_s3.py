@@ -27,6 +27,7 @@ from snakemake.common.tests import TestWorkflowsMinioPlayStorageBase
 from snakemake_executor_plugin_interlink.settings import ExecutorSettings
 
 from .conftest import REPO, STATE, Testbed, copy_example, read_env, wait_until
+from .documented import run_readme, user_env
 
 ENV = read_env(STATE / "env") if (STATE / "env").exists() else {}
 # Shared FS minus the runtime source cache (a 0700 temporary directory of the submitter).
@@ -58,24 +59,6 @@ def htcondor_args() -> list[str]:
         env["TESTBED_HTCONDOR_NODE"],
         "--interlink-tolerations",
         env["TESTBED_HTCONDOR_TOLERATION"],
-    ]
-
-
-def s3_args(bucket: str, prefix: str) -> list[str]:
-    env = _need("TESTBED_S3_ENDPOINT", "TESTBED_S3_ACCESS_KEY", "TESTBED_S3_SECRET_KEY")
-    return [
-        "--shared-fs-usage",
-        "none",
-        "--default-storage-provider",
-        "s3",
-        "--default-storage-prefix",
-        f"s3://{bucket}/{prefix}",
-        "--storage-s3-endpoint-url",
-        env["TESTBED_S3_ENDPOINT"],
-        "--storage-s3-access-key",
-        env["TESTBED_S3_ACCESS_KEY"],
-        "--storage-s3-secret-key",
-        env["TESTBED_S3_SECRET_KEY"],
     ]
 
 
@@ -210,14 +193,7 @@ def test_htcondor_example_sizes_jobs_from_whole_cpu_requests(
     workdir = copy_example("htcondor", shared_dir)
     workdir.chmod(0o1777)
     with umask(0):
-        done = testbed.snakemake(
-            workdir,
-            "--interlink-flavour",
-            "htcondor",
-            *htcondor_args(),
-            *SHARED_FS_WITHOUT_SOURCE_CACHE,
-        )
-    assert done.returncode == 0, done.stderr[-3000:]
+        run_readme("htcondor", workdir, user_env(testbed))
     summary = (workdir / "results" / "summary.txt").read_text().splitlines()
     assert summary == [
         *(
@@ -372,18 +348,21 @@ rule quiet:
 # ------------------------------------------------------------------ object storage
 
 
-def test_s3_example_on_htcondor_without_a_shared_filesystem(
+def test_s3_example_without_a_shared_filesystem(
     testbed: Testbed, tmp_path: Path, bucket: str
 ):
     workdir = copy_example("s3", tmp_path)
-    done = testbed.snakemake(
+    env = _need("TESTBED_S3_ACCESS_KEY", "TESTBED_S3_SECRET_KEY")
+    outputs = run_readme(
+        "s3",
         workdir,
-        "--interlink-flavour",
-        "htcondor",
-        *htcondor_args(),
-        *s3_args(bucket, "s3-example"),
+        user_env(testbed),
+        BUCKET=bucket,
+        PREFIX="s3-example",
+        ACCESS_KEY=env["TESTBED_S3_ACCESS_KEY"],
+        SECRET_KEY=env["TESTBED_S3_SECRET_KEY"],
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert "b'9455\\n'" in outputs[-1], "the README's boto3 snippet reads the total"
     client = s3_client()
     keys = sorted(
         o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])
@@ -403,13 +382,9 @@ def test_two_sites_example_spreads_one_run_over_slurm_and_htcondor(
     testbed: Testbed, tmp_path: Path, bucket: str
 ):
     workdir = copy_example("two-sites", tmp_path)
-    done = testbed.snakemake(
-        workdir,
-        "--interlink-tolerations",
-        _need("TESTBED_HTCONDOR_TOLERATION")["TESTBED_HTCONDOR_TOLERATION"],
-        *s3_args(bucket, "two-sites"),
+    run_readme(
+        "two-sites", workdir, user_env(testbed), BUCKET=bucket, PREFIX="two-sites"
     )
-    assert done.returncode == 0, done.stderr[-3000:]
     report = s3_client().get_object(Bucket=bucket, Key="two-sites/results/report.txt")
     assert report["Body"].read().decode().splitlines() == [
         "1.txt 820 HTCondor",
