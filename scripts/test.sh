@@ -23,8 +23,6 @@ command -v chromium >/dev/null || {
 }
 testbed/up.sh
 status=0
-# the load test's size: each job is a Snakemake process (~1.5 CPU-s); see tests/e2e/test_load.py
-export INTERLINK_LOAD_JOBS=${INTERLINK_LOAD_JOBS:-600}
 TESTBED_E2E=1 "$PY" -m pytest -v -p no:cacheprovider tests/e2e testbed/tests \
   -m "e2e or testbed" --durations=15 "$@" || status=$?
 if [ "$status" -ne 0 ]; then
