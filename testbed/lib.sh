@@ -106,7 +106,7 @@ if base == "/usr" or base.startswith("/usr/"):
     wanted |= {f"/usr/lib/{version}", os.path.realpath(os.path.join(base, "bin", version))}
 else:
     wanted.add(base)
-chosen = sorted(p for p in wanted if p != "/tmp" and not p.startswith("/tmp/"))
+chosen = sorted(p for p in wanted if p != "/tmp")
 for path in chosen:
     if not any(path.startswith(other + "/") for other in chosen):
         print(path)
@@ -125,6 +125,19 @@ mount_chroot() { # root ; idempotent
   mountpoint -q "$root/tmp" || mount --bind /tmp "$root/tmp"
   while read -r src; do
     [ -e "$src" ] || continue
+    if [[ $src == /tmp/* ]]; then
+      # seen through the /tmp bind; HTCondor's job user must traverse the host's parents
+      # (a checkout in a `mktemp -d` directory sits below a 0700 one)
+      parent=$(dirname "$src")
+      while [ "$parent" != /tmp ]; do
+        [ -n "$(find "$parent" -maxdepth 0 -perm -o+x)" ] || {
+          say "making $parent traversable for the chroot's job user (chmod o+x)"
+          chmod o+x "$parent"
+        }
+        parent=$(dirname "$parent")
+      done
+      continue
+    fi
     if [ -d "$src" ]; then mkdir -p "$root$src"; else mkdir -p "$(dirname "$root$src")" && touch "$root$src"; fi
     if ! mountpoint -q "$root$src"; then
       mount --bind "$src" "$root$src"

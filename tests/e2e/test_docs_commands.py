@@ -3,12 +3,16 @@ examples' READMEs are run by the tests of each example (documented.run_readme)."
 
 from __future__ import annotations
 
+import base64
 import os
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -81,11 +85,15 @@ def test_quick_start_from_pip_install_to_a_finished_workflow(
     assert greeted(workdir) == ["alpha", "beta", "gamma"]
 
 
-def test_setup_page_from_an_empty_namespace_to_a_finished_workflow(
+SERVICE_ACCOUNT_DIR = "/run/secrets/kubernetes.io/serviceaccount"
+
+
+def test_setup_page_from_an_empty_namespace_to_finished_workflows(
     testbed: Testbed, tmp_path: Path
 ):
     """docs/setup.md in order, in a namespace of its own: the administrator's kubectl
-    commands, then the user's Snakemake with nothing but the Role they applied."""
+    commands, the laptop user's Snakemake with nothing but the Role, then the same Role
+    bound to a service account and Snakemake run as from inside a pod."""
     page = REPO / "docs" / "setup.md"
     namespace = f"docs-{uuid.uuid4().hex[:8]}"
 
@@ -93,29 +101,105 @@ def test_setup_page_from_an_empty_namespace_to_a_finished_workflow(
         return re.sub(r"(namespace:? +)snakemake\b", rf"\g<1>{namespace}", text)
 
     workdir = copy_example("hello", tmp_path)
-    (workdir / "role.yaml").write_text(rename(code_blocks(page, "yaml")[0]))
+    role, pod_subject = code_blocks(page, "yaml")
+    (workdir / "role.yaml").write_text(rename(role))
     admin = user_env(testbed, kubeconfig=testbed.admin_kubeconfig)
     user = user_env(testbed)
     shown = [rename(c) for c in commands(page)]
-    assert [c.split()[0] for c in shown] == ["kubectl"] * 3 + ["snakemake"]
+    assert [c.split()[0] for c in shown] == ["kubectl"] * 3 + ["snakemake"] * 2
+    *laptop, in_pod = shown
     try:
         outputs = [
-            run(c, workdir, admin if c.startswith("kubectl") else user) for c in shown
+            run(c, workdir, admin if c.startswith("kubectl") else user) for c in laptop
         ]
         nodes = outputs[2]
         assert testbed.node in nodes and testbed.env["TESTBED_HTCONDOR_NODE"] in nodes
         assert greeted(workdir) == ["alpha", "beta", "gamma"]
-        assert "0 failed" in outputs[3]
-        assert wait_until(
-            lambda: not testbed.admin.list_pods(namespace, "")[0], timeout=30
-        ), "pods left in the new namespace"
-        secrets = testbed.admin.request(
-            "GET", f"/api/v1/namespaces/{namespace}/secrets"
+        assert f"in namespace {namespace} via kubeconfig" in outputs[3]
+        assert_nothing_left(testbed, namespace)
+
+        pod_dir = imitate_pod(
+            testbed, workdir, namespace, rename(role), pod_subject, admin
         )
-        assert not [
-            s
-            for s in secrets["items"]
-            if s["type"] != "kubernetes.io/service-account-token"
-        ], "the run's Secret was left in the new namespace"
+        shutil.rmtree(workdir / "results")
+        out = run(
+            # a pod: the service account's files at their standard path, in a mount
+            # namespace of this command only, and the API's in-cluster address
+            "unshare --mount --propagation private sh -c "
+            + shlex.quote(
+                f"mount -t tmpfs tmpfs /run && mkdir -p {SERVICE_ACCOUNT_DIR} && "
+                f"cp {pod_dir}/* {SERVICE_ACCOUNT_DIR}/ && {in_pod}"
+            ),
+            workdir,
+            in_pod_env(testbed, tmp_path),
+        )
+        assert f"in namespace {namespace} via in-cluster service account" in out
+        assert greeted(workdir) == ["alpha", "beta", "gamma"]
+        assert_nothing_left(testbed, namespace)
     finally:
         run(f"kubectl delete namespace {namespace} --wait=false", workdir, admin)
+
+
+def imitate_pod(
+    testbed: Testbed,
+    workdir: Path,
+    namespace: str,
+    role: str,
+    pod_subject: str,
+    admin: dict[str, str],
+) -> Path:
+    """Bind the page's Role to a new service account with the page's subject block, and
+    write what Kubernetes mounts into its pods: token, ca.crt, namespace."""
+    import yaml
+
+    account = "jupyter-user"
+    subject = pod_subject.replace("<the pod's service account>", account)
+    subject = subject.replace("<its namespace>", namespace)
+    documents = list(yaml.safe_load_all(role))
+    documents[1]["subjects"] = yaml.safe_load(subject)["subjects"]
+    (workdir / "role-for-pods.yaml").write_text(yaml.safe_dump_all(documents))
+    run("kubectl apply -f role-for-pods.yaml", workdir, admin)
+    run(f"kubectl -n {namespace} create serviceaccount {account}", workdir, admin)
+
+    def token_secret() -> dict | None:
+        found = testbed.admin.request(
+            "GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}"
+        )
+        names = [s["name"] for s in found.get("secrets", [])]
+        return names and testbed.admin.request(
+            "GET", f"/api/v1/namespaces/{namespace}/secrets/{names[0]}"
+        )
+
+    assert wait_until(lambda: bool(token_secret()), timeout=30), "no token secret"
+    data = token_secret()["data"]
+    pod_dir = workdir.parent / "serviceaccount"
+    pod_dir.mkdir()
+    for name in ("token", "ca.crt"):
+        (pod_dir / name).write_bytes(base64.b64decode(data[name]))
+    (pod_dir / "namespace").write_text(namespace)
+    return pod_dir
+
+
+def in_pod_env(testbed: Testbed, home: Path) -> dict[str, str]:
+    """No kubeconfig anywhere; the API server where a pod finds it."""
+    env = user_env(testbed)
+    del env["KUBECONFIG"]
+    host, port = urlsplit(testbed.admin.access.server).netloc.rsplit(":", 1)
+    return {
+        **env,
+        "HOME": str(home),
+        "KUBERNETES_SERVICE_HOST": host,
+        "KUBERNETES_SERVICE_PORT": port,
+    }
+
+
+def assert_nothing_left(testbed: Testbed, namespace: str) -> None:
+    assert wait_until(
+        lambda: not testbed.admin.list_pods(namespace, "")[0], timeout=30
+    ), f"pods left in {namespace}"
+    secrets = testbed.admin.request("GET", f"/api/v1/namespaces/{namespace}/secrets")
+    assert not [
+        s
+        for s in secrets["items"]
+        if s["type"] != "kubernetes.io/service-account-token"
+    ], f"the run's Secret was left in {namespace}"
