@@ -30,7 +30,7 @@ stop_chroot
 for f in "$STATE"/vnode/jobs/*/local.pid; do
   [ -s "$f" ] || continue
   pid=$(cat "$f")
-  if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$(dirname "$f")"; then
+  if { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF "$(dirname "$f")"; then
     kill -TERM -- "-$pid" 2>/dev/null && say "killed local job $pid ($(dirname "$f"))"
   fi
 done

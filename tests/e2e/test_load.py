@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 import re
-import resource
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,16 @@ from .conftest import REPO, Testbed
 # every job runs its own Snakemake process (about 1 CPU-second): 2000 jobs take about
 # 20 minutes on 2 cores; INTERLINK_LOAD_JOBS=N runs another size
 N = int(os.environ.get("INTERLINK_LOAD_JOBS", "2000"))
+
+# Runs a command and reports the peak RSS (KiB) and CPU seconds of that command alone:
+# the test process's own RUSAGE_CHILDREN would include every earlier test's children.
+OWN_RUSAGE = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.call(sys.argv[1:])\n"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print(f'RUSAGE {u.ru_maxrss} {u.ru_utime + u.ru_stime:.1f}', file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
 
 
 @pytest.fixture
@@ -49,24 +59,32 @@ rule summary:
     resources: mem_mb=10
     shell: "cat {{input}} | wc -l > {{output}}"
 """)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = testbed.snakemake(
-        workdir,
-        "--jobs",
-        "500",
-        "--interlink-requests",
-        "cpu=1m,memory=1Mi",
-        "--interlink-max-concurrent-submissions",
-        "4",
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            OWN_RUSAGE,
+            *testbed.command(
+                "--jobs",
+                "500",
+                "--interlink-requests",
+                "cpu=1m,memory=1Mi",
+                "--interlink-max-concurrent-submissions",
+                "4",
+            ),
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
         timeout=3000,
     )
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(done.stdout[-3000:], done.stderr[-10000:], sep="\n")
     assert done.returncode == 0, done.stderr[-3000:]
     assert (workdir / "summary.txt").read_text().strip() == str(N)
     assert f"0 pending, 0 running, {N + 1} done, 0 failed" in done.stderr
+    max_rss_kb, cpu = re.search(r"RUSAGE (\d+) ([\d.]+)", done.stderr).groups()
+    rss_mb, cpu = int(max_rss_kb) / 1024, float(cpu)
     requests = int(re.search(r"interlink: (\d+) API requests", done.stderr).group(1))
-    rss_mb = after.ru_maxrss / 1024
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     figures(
         f"load: {N + 1} jobs, {requests} API requests ({requests / (N + 1):.2f}/job), "
         f"executor max RSS {rss_mb:.0f} MB, CPU {cpu:.1f} s"
