@@ -336,3 +336,74 @@ def test_pool_is_shared_across_threads():
     for t in threads:
         t.join()
     assert len(seen) == 20 and c.stats.by_verb["create"] == 20
+
+
+# ------------------------------------------------------------ which cluster: kubeconfig contexts
+
+TWO_CONTEXTS = """
+apiVersion: v1
+kind: Config
+current-context: laptop
+clusters:
+- name: site-a
+  cluster: {server: "https://a.example:6443", insecure-skip-tls-verify: true}
+- name: site-b
+  cluster: {server: "https://b.example:6443", insecure-skip-tls-verify: true}
+users:
+- name: alice
+  user: {token: token-a}
+- name: bob
+  user: {token: token-b}
+contexts:
+- name: laptop
+  context: {cluster: site-a, user: alice, namespace: jobs-a}
+- name: hpc
+  context: {cluster: site-b, user: bob, namespace: jobs-b}
+- name: no-namespace
+  context: {cluster: site-b, user: bob}
+"""
+
+
+@pytest.fixture
+def kubeconfig(tmp_path, monkeypatch):
+    path = tmp_path / "config"
+    path.write_text(TWO_CONTEXTS)
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    "context, server, namespace, token",
+    [
+        (None, "https://a.example:6443", "jobs-a", "Bearer token-a"),
+        ("hpc", "https://b.example:6443", "jobs-b", "Bearer token-b"),
+        ("no-namespace", "https://b.example:6443", "default", "Bearer token-b"),
+    ],
+)
+def test_context_picks_cluster_user_and_namespace(
+    kubeconfig, context, server, namespace, token
+):
+    access = kube.load_access(context=context)
+    assert (access.server, access.namespace, access.token()) == (
+        server,
+        namespace,
+        token,
+    )
+    assert f"context {context or 'laptop'}" in access.source
+
+
+def test_namespace_setting_wins_over_the_contexts(kubeconfig):
+    assert kube.load_access(context="hpc", namespace="mine").namespace == "mine"
+
+
+def test_a_named_context_wins_inside_a_pod(kubeconfig, monkeypatch):
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    access = kube.load_access(context="hpc")
+    assert access.server == "https://b.example:6443"
+
+
+def test_unknown_context_is_named_in_the_error(kubeconfig):
+    with pytest.raises(KubeError, match="nowhere") as caught:
+        kube.load_access(context="nowhere")
+    assert "--interlink-context" in str(caught.value)
