@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from typing import Any
 
@@ -16,29 +17,34 @@ _LABELS = {
 
 
 class Progress:
+    """Submission threads add pods while the status thread counts them: one lock."""
+
     def __init__(self, logger: Any):
         self._logger = logger
         self._states: dict[str, State] = {}
         self._said: set[str] = set()
         self._last_line = ""
+        self._lock = threading.Lock()
 
     def submitted(self, pod: str) -> None:
-        self._states[pod] = State.WAITING
+        with self._lock:
+            self._states[pod] = State.WAITING
 
     def update(self, pod: str, status: PodStatus) -> None:
-        self._states[pod] = status.state
-        if (
-            status.state == State.WAITING
-            and status.reason.startswith(
-                ("unschedulable", "status unknown", "ErrImagePull", "ImagePullBackOff")
-            )
-            and status.reason not in self._said
-        ):
-            self._said.add(status.reason)
+        worth_saying = status.state == State.WAITING and status.reason.startswith(
+            ("unschedulable", "status unknown", "ErrImagePull", "ImagePullBackOff")
+        )
+        with self._lock:
+            self._states[pod] = status.state
+            first_time = worth_saying and status.reason not in self._said
+            if first_time:
+                self._said.add(status.reason)
+        if first_time:
             self._logger.info(f"interlink: {pod} waits: {status.reason}")
 
     def line(self) -> str:
-        counts = Counter(self._states.values())
+        with self._lock:
+            counts = Counter(self._states.values())
         return "interlink: " + ", ".join(
             f"{counts.get(state, 0)} {label}" for state, label in _LABELS.items()
         )
