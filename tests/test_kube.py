@@ -368,7 +368,12 @@ contexts:
 def kubeconfig(tmp_path, monkeypatch):
     path = tmp_path / "config"
     path.write_text(TWO_CONTEXTS)
+    # what a process started with KUBECONFIG=path sees: the kubernetes package reads
+    # the variable once, when it is first imported
     monkeypatch.setenv("KUBECONFIG", str(path))
+    monkeypatch.setattr(
+        "kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION", str(path)
+    )
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     return path
 
