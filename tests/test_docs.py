@@ -1,5 +1,6 @@
 """Docs that come from code must match it."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -98,8 +99,6 @@ def example_pages() -> list[Path]:
 
 
 def test_every_command_shown_is_in_a_fenced_block():
-    import re
-
     for page in doc_pages() + example_pages():
         fenced = False
         for number, line in enumerate(page.read_text().splitlines(), 1):
@@ -125,8 +124,6 @@ def test_pages_with_commands_are_the_ones_the_docs_test_runs():
 
 
 def test_every_example_readme_is_run_by_its_test():
-    import re
-
     from tests.e2e.documented import commands
 
     tests = "".join(p.read_text() for p in (REPO / "tests" / "e2e").glob("test_*.py"))

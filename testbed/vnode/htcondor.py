@@ -110,10 +110,7 @@ def write_job(
         links += [link for link in container_links if link not in links]
         env_file = None
         if env.get(name):
-            path = directory / f"{name}_envfile.properties"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(sbatch.env_file_content(env[name]))
+            path = jobfiles.write_env_file(directory, name, env[name])
             input_files.append(path)
             env_file = path.name
         runs.append(

@@ -93,6 +93,16 @@ def prepare_mounts(
     return binds
 
 
+def write_env_file(directory: Path, container: str, pairs: list[tuple[str, str]]) -> Path:
+    """The container's resolved environment, readable by the job's owner only (it may
+    hold Secret values), as both interLink plugins write it."""
+    path = directory / f"{container}_envfile.properties"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(sbatch.env_file_content(pairs))
+    return path
+
+
 def write_job(
     root: Path,
     pod: dict[str, Any],
@@ -108,13 +118,7 @@ def write_job(
     for container in sbatch.all_containers(pod):
         name = container["name"]
         binds = prepare_mounts(pod, container, directory, volume_data)
-        env_file = None
-        if env.get(name):
-            path = directory / f"{name}_envfile.properties"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(sbatch.env_file_content(env[name]))
-            env_file = str(path)
+        env_file = str(write_env_file(directory, name, env[name])) if env.get(name) else None
         runs.append(
             sbatch.ContainerRun(
                 name, sbatch.container_argv(container), env_file, init=name in init_names, binds=tuple(binds)

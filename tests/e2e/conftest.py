@@ -107,9 +107,11 @@ class Testbed:
         *args: str,
         timeout: float = 600,
         env: dict[str, str] | None = None,
+        under: tuple[str, ...] = (),
     ) -> subprocess.CompletedProcess:
+        """Run to the end; `under` is a wrapper command Snakemake runs inside."""
         done = subprocess.run(
-            self.command(*args),
+            [*under, *self.command(*args)],
             cwd=workdir,
             capture_output=True,
             text=True,

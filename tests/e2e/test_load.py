@@ -59,26 +59,17 @@ rule summary:
     resources: mem_mb=10
     shell: "cat {{input}} | wc -l > {{output}}"
 """)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            OWN_RUSAGE,
-            *testbed.command(
-                "--jobs",
-                "500",
-                "--interlink-requests",
-                "cpu=1m,memory=1Mi",
-                "--interlink-max-concurrent-submissions",
-                "4",
-            ),
-        ],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
+    done = testbed.snakemake(
+        workdir,
+        "--jobs",
+        "500",
+        "--interlink-requests",
+        "cpu=1m,memory=1Mi",
+        "--interlink-max-concurrent-submissions",
+        "4",
         timeout=3000,
+        under=(sys.executable, "-c", OWN_RUSAGE),
     )
-    print(done.stdout[-3000:], done.stderr[-10000:], sep="\n")
     assert done.returncode == 0, done.stderr[-3000:]
     assert (workdir / "summary.txt").read_text().strip() == str(N)
     assert f"0 pending, 0 running, {N + 1} done, 0 failed" in done.stderr
