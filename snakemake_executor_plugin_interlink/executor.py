@@ -381,7 +381,7 @@ class Executor(RemoteExecutor):
                 self.namespace,
                 name,
                 path,
-                self.settings.log_tail_lines,
+                self.settings.log_limit_mb * 2**20,
                 self.settings.insecure_log_backend,
             )
         keep = status.state == State.FAILED and self.settings.keep_failed_pods

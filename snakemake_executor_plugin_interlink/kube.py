@@ -497,15 +497,12 @@ class KubeClient:
         namespace: str,
         name: str,
         container: str,
-        tail_lines: int,
         limit_bytes: int,
         insecure_backend: bool = False,
     ) -> str:
-        params: dict[str, Any] = {
-            "container": container,
-            "tailLines": tail_lines,
-            "limitBytes": limit_bytes,
-        }
+        """The last `limit_bytes` of a container's log. Only limitBytes is sent:
+        interLink answers 400 when tailLines comes with it (api/logs.go)."""
+        params: dict[str, Any] = {"container": container, "limitBytes": limit_bytes}
         if insecure_backend:
             params["insecureSkipTLSVerifyBackend"] = "true"
         text = self._log_retrying(

@@ -16,7 +16,6 @@ from pathlib import Path
 from .kube import KubeClient, KubeError
 from .pod import CONTAINER
 
-LOG_LIMIT_BYTES = 16 * 2**20
 ERROR_TAIL_LINES = 20
 _UNSAFE = re.compile(r"[^\w.=,+@-]+")
 
@@ -48,25 +47,44 @@ def store_log(
     namespace: str,
     pod: str,
     path: Path,
-    tail_lines: int,
+    limit_bytes: int,
     insecure_backend: bool,
 ) -> str:
     """Fetch and write the log; return its text, or why it could not be fetched
     (which is then what the file holds)."""
     try:
-        text = kube.pod_log(
-            namespace, pod, CONTAINER, tail_lines, LOG_LIMIT_BYTES, insecure_backend
-        )
+        text = kube.pod_log(namespace, pod, CONTAINER, limit_bytes, insecure_backend)
     except KubeError as e:
-        text = f"[interlink] the log of pod {pod} could not be fetched: {e}\n"
-        if "x509" in str(e) or "certificate" in str(e):
-            text += (
-                "[interlink] the virtual kubelet's certificate is not trusted: approve "
-                "its CSR, or run with --interlink-insecure-log-backend\n"
-            )
+        text = unfetched_log_text(namespace, pod, e)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, errors="replace")
     return text
+
+
+def unfetched_log_text(namespace: str, pod: str, error: KubeError) -> str:
+    """What a log that could not be fetched says instead: the cause, as far as the
+    answer tells it, and how to try again by hand."""
+    detail = str(error)
+    lowered = detail.lower()
+    if any(word in lowered for word in ("x509", "certificate", "tls", "handshake")):
+        cause = (
+            "the API server could not reach the virtual kubelet over TLS: its serving "
+            "certificate is not trusted (run with --interlink-insecure-log-backend) or "
+            "not issued yet (its CSR is pending: kubectl get csr, kubectl certificate "
+            "approve)"
+        )
+    elif "not implemented" in lowered:
+        cause = "the site's interLink plugin does not implement logs"
+    elif "status code: 400" in lowered or error.status == 400:
+        cause = "interLink refused the log request as malformed"
+    else:
+        cause = "the virtual node or its interLink plugin failed to read the log"
+    return (
+        f"[interlink] the log of pod {pod} could not be fetched: {cause}.\n"
+        f"[interlink] answer: {detail}\n"
+        f"[interlink] while the pod exists (--interlink-keep-failed-pods keeps failed "
+        f"ones): kubectl -n {namespace} logs {pod} --limit-bytes=1000000\n"
+    )
 
 
 _COMMAND_STATUS = re.compile(r"returned non-zero exit status (\d+)")

@@ -30,7 +30,11 @@ RULE_ANNOTATION = "interlink.snakemake.io/rule"
 WILDCARDS_ANNOTATION = "interlink.snakemake.io/wildcards"
 ATTEMPT_ANNOTATION = "interlink.snakemake.io/attempt"
 OUTPUTS_ANNOTATION = "interlink.snakemake.io/outputs"
+MESH_NETWORK_ANNOTATION = "interlink.eu/mesh-network"  # "disabled": no FullMesh set-up
 CONTAINER = "snakejob"
+# the node-lifecycle controller taints a node with these when its kubelet (interLink's
+# VK) stops reporting; pods are evicted once their toleration of them runs out
+NODE_OUTAGE_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 PIP_DEPLOYMENTS = ".snakemake/pip-deployments"  # on Snakemake's sys.path
 
 _LABEL_INVALID = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -150,6 +154,8 @@ def pod_for_job(
         ATTEMPT_ANNOTATION: str(spec.attempt),
         OUTPUTS_ANNOTATION: spec.outputs_key,
     }
+    if not settings.pod_network:
+        annotations[MESH_NETWORK_ANNOTATION] = "disabled"
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": res.image or settings.image or run.image,
@@ -174,6 +180,7 @@ def pod_for_job(
         "nodeSelector": _node_selector(res, settings),
         "tolerations": [
             {"key": INTERLINK_TAINT_KEY, "operator": "Exists"},
+            *_outage_tolerations(settings.node_outage_tolerance),
             *(t.manifest() for t in settings.tolerations),
         ],
         "containers": [container],
@@ -196,6 +203,22 @@ def pod_for_job(
         "spec": spec_,
     }
     return manifest, res
+
+
+def _outage_tolerations(seconds: int) -> list[dict[str, Any]]:
+    """Ride out an interLink outage instead of the admission default (300 s), after
+    which running pods would be evicted and their batch jobs orphaned."""
+    tolerations: list[dict[str, Any]] = []
+    for key in NODE_OUTAGE_TAINTS:
+        toleration: dict[str, Any] = {
+            "key": key,
+            "operator": "Exists",
+            "effect": "NoExecute",
+        }
+        if seconds:
+            toleration["tolerationSeconds"] = seconds
+        tolerations.append(toleration)
+    return tolerations
 
 
 def _node_selector(res: PodResources, settings: CheckedSettings) -> dict[str, str]:

@@ -198,13 +198,7 @@ def pod_resources(
         mem_mib = FALLBACK_MEM_MB
     gpus = _gpu_count(rule, res)
     limits = {"cpu": str(cpus), "memory": f"{mem_mib}Mi"}
-    if gpus:
-        if not settings.gpu_resource:
-            raise WorkflowError(
-                f"Rule {rule}: asks for {gpus} GPU(s) but --interlink-gpu-resource is "
-                "empty; set it to the extended resource of the virtual node "
-                "(e.g. nvidia.com/gpu)."
-            )
+    if gpus and settings.gpu_resource:
         limits[settings.gpu_resource] = str(gpus)
 
     annotations = dict(settings.annotations)
@@ -395,6 +389,6 @@ def _htcondor_warnings(rule: str, res: RuleResources) -> list[str]:
     if res.gpu:
         warnings.append(
             f"Rule {rule}: interLink's HTCondor plugin does not request GPUs; "
-            "gpu is passed as a pod limit only."
+            "gpu reaches the site only as a pod limit (--interlink-gpu-resource)."
         )
     return warnings

@@ -106,8 +106,11 @@ class ExecutorSettings(ExecutorSettingsBase):
         "10%",
     )
     gpu_resource: str = _setting(
-        "Extended resource name that a rule's gpu resource becomes as a pod limit.",
-        "nvidia.com/gpu",
+        "Extended resource (e.g. nvidia.com/gpu) that a rule's gpu count also becomes "
+        "as a pod limit. Set it only if the virtual node advertises that resource: a "
+        "limit the node lacks makes the pod unschedulable (interLink's Helm default "
+        "advertises none). GPUs always reach Slurm as --gres=gpu[:model]:N.",
+        "",
     )
     binds: list[str] = _setting(
         "Extra host directories bound into every job at the same path "
@@ -120,6 +123,20 @@ class ExecutorSettings(ExecutorSettingsBase):
         "Install the default storage provider's plugin with pip at the start of every "
         "job (no-shared-filesystem mode). Off: the image must already hold it.",
         False,
+    )
+    pod_network: bool = _setting(
+        "Let interLink give the jobs its pod network where the site runs one "
+        "(Network.FullMesh: WireGuard set-up before every job, a wstunnel per pod). "
+        "Off: pods carry interlink.eu/mesh-network=disabled, since Snakemake jobs talk "
+        "to no other pod.",
+        False,
+    )
+    node_outage_tolerance: int = _setting(
+        "Seconds a pod stays bound while its virtual node is NotReady or unreachable "
+        "(interLink or the site down) before Kubernetes evicts it; Kubernetes' own "
+        "default of 300 s would evict hours-long jobs during an interLink restart and "
+        "orphan their batch jobs. 0: never evicted.",
+        86400,
     )
     status_interval: float = _setting(
         "Longest wait in seconds between two status rounds; a round starts earlier as "
@@ -159,8 +176,10 @@ class ExecutorSettings(ExecutorSettingsBase):
         "Where job logs are stored, as <log-dir>/<rule>/<wildcards>/<jobid>.log.",
         Path(".snakemake/interlink_logs"),
     )
-    log_tail_lines: int = _setting(
-        "Last lines of a job's log fetched before its pod is deleted.", 10000
+    log_limit_mb: int = _setting(
+        "How much of the end of a job's log is fetched (limitBytes, in MiB) before its "
+        "pod is deleted.",
+        16,
     )
     insecure_log_backend: bool = _setting(
         "Skip TLS verification between the API server and the virtual node when "
@@ -226,9 +245,11 @@ class CheckedSettings(BaseModel):
     service_account: str | None = None
     flavour: Literal["slurm", "htcondor"] = "slurm"
     requests: RequestPolicy = RequestPolicy(fraction=0.1)
-    gpu_resource: str = "nvidia.com/gpu"
+    gpu_resource: str = ""
     binds: tuple[str, ...] = ()
     deploy_storage_plugins: bool = False
+    pod_network: bool = False
+    node_outage_tolerance: NonNegativeInt = 86400
     status_interval: PositiveSeconds = 1.0
     relist_interval: PositiveInt = 300
     unschedulable_timeout: NonNegativeInt = 600
@@ -237,7 +258,7 @@ class CheckedSettings(BaseModel):
     remove_orphans: bool = False
     keep_failed_pods: bool = False
     log_dir: Path = Path(".snakemake/interlink_logs")
-    log_tail_lines: PositiveInt = 10000
+    log_limit_mb: PositiveInt = 16
     insecure_log_backend: bool = False
     no_report: bool = False
 

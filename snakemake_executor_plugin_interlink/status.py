@@ -14,6 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 JOB_ID_ANNOTATION = "JobID"  # written by interLink's virtual kubelet
+# the only container reasons the VK keeps (the Slurm plugin's Status.go); the job was
+# killed even when the pod Succeeded, e.g. a TIMEOUT whose exit code reads as 0
+KILLED_REASONS = frozenset({"SlurmJobTimeout", "OOMKilled"})
 
 
 class State(enum.Enum):
@@ -83,8 +86,13 @@ def classify_pod(
         ),
     }
 
-    if phase == "Succeeded":
+    if phase == "Succeeded" and not any(
+        t.get("reason") in KILLED_REASONS for t in terminated
+    ):
         return PodStatus(State.SUCCEEDED, exit_code=0, **times)
+    if phase == "Succeeded":
+        reason, code = failure_reason(status, terminated)
+        return PodStatus(State.FAILED, reason, exit_code=code, **times)
     if phase == "Failed":
         reason, code = failure_reason(status, terminated)
         return PodStatus(State.FAILED, reason, exit_code=code, **times)

@@ -23,11 +23,7 @@ def test_example_manifest_uses_every_resource_kind():
 
     manifest = example_manifest()
     container = manifest["spec"]["containers"][0]
-    assert container["resources"]["limits"] == {
-        "cpu": "8",
-        "memory": "16000Mi",
-        "nvidia.com/gpu": "1",
-    }
+    assert container["resources"]["limits"] == {"cpu": "8", "memory": "16000Mi"}
     assert manifest["metadata"]["annotations"]["slurm-job.vk.io/flags"] == (
         "--time=120 --partition=gpu --account=bio --qos=normal --constraint=a100 "
         "--ntasks=1 --gres=gpu:a100:1 --exclusive"

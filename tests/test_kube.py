@@ -94,7 +94,7 @@ def test_a_log_the_virtual_node_answers_with_500_is_not_retried():
         )
     )
     with pytest.raises(TransientError, match="NOT IMPLEMENTED"):
-        c.pod_log("ns", "p", "snakejob", 100, 1000)
+        c.pod_log("ns", "p", "snakejob", 1000)
     assert c.stats.requests == 1 and c.stats.retries == 0
 
 
@@ -103,8 +103,21 @@ def test_a_log_behind_a_503_is_retried():
         [httpx.Response(503, text="busy"), httpx.Response(200, text="out\n")]
     )
     c = client(lambda r: next(answers))
-    assert c.pod_log("ns", "p", "snakejob", 100, 1000) == "out\n"
+    assert c.pod_log("ns", "p", "snakejob", 1000) == "out\n"
     assert c.stats.requests == 2
+
+
+def test_a_log_request_sends_limit_bytes_alone():
+    # interLink refuses tailLines together with limitBytes:
+    # 400 "Both Tail and LimitBytes set. Set only one of them"
+    seen = []
+
+    def answer(request):
+        seen.append(dict(request.url.params))
+        return httpx.Response(200, text="out\n")
+
+    assert client(answer).pod_log("ns", "p", "snakejob", 1000) == "out\n"
+    assert seen == [{"container": "snakejob", "limitBytes": "1000"}]
 
 
 def test_retries_are_bounded_in_time(monkeypatch):

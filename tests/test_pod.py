@@ -57,6 +57,30 @@ def test_pod_honours_the_interlink_contract(settings, run):
     assert manifest["metadata"]["annotations"]["slurm-job.vk.io/flags"] == "--time=30"
 
 
+def test_pods_opt_out_of_the_mesh_network_unless_asked(settings, run):
+    manifest, _ = pod_for_job(spec(), settings, run)
+    assert manifest["metadata"]["annotations"]["interlink.eu/mesh-network"] == (
+        "disabled"
+    )
+    manifest, _ = pod_for_job(spec(), CheckedSettings(pod_network=True), run)
+    assert "interlink.eu/mesh-network" not in manifest["metadata"]["annotations"]
+
+
+@pytest.mark.parametrize(("seconds", "expected"), [(86400, 86400), (60, 60), (0, None)])
+def test_pods_ride_out_a_node_outage(run, seconds, expected):
+    settings = CheckedSettings(node_outage_tolerance=seconds)
+    manifest, _ = pod_for_job(spec(), settings, run)
+    outage = {
+        t["key"]: t.get("tolerationSeconds")
+        for t in manifest["spec"]["tolerations"]
+        if t.get("effect") == "NoExecute"
+    }
+    assert outage == {
+        "node.kubernetes.io/not-ready": expected,
+        "node.kubernetes.io/unreachable": expected,
+    }
+
+
 def test_environment_only_through_the_run_secret(settings, run):
     manifest, _ = pod_for_job(spec(), settings, run)
     env = manifest["spec"]["containers"][0]["env"]

@@ -31,12 +31,10 @@ def flags(resources, **settings):
         (2, {"mem_mb_per_cpu": 1500, "mem_mb": 99}, {"cpu": "2", "memory": "3000Mi"}),
         (1, {"mem_mb": 1000.4}, {"cpu": "1", "memory": "1001Mi"}),
         (1, {"mem_mb": "2048"}, {"cpu": "1", "memory": "2048Mi"}),
-        (1, {"gpu": 2}, {"cpu": "1", "memory": "1024Mi", "nvidia.com/gpu": "2"}),
-        (
-            1,
-            {"gres": "gpu:a100:3"},
-            {"cpu": "1", "memory": "1024Mi", "nvidia.com/gpu": "3"},
-        ),
+        # no GPU limit unless the node advertises one (--interlink-gpu-resource):
+        # interLink's Helm default advertises none, and the pod would never schedule
+        (1, {"gpu": 2}, {"cpu": "1", "memory": "1024Mi"}),
+        (1, {"gres": "gpu:a100:3"}, {"cpu": "1", "memory": "1024Mi"}),
         (1, {"gres": "fpga:1"}, {"cpu": "1", "memory": "1024Mi"}),
     ],
 )
@@ -195,9 +193,21 @@ def test_refusals_say_what_to_do(resources, words):
         assert word in str(info.value)
 
 
-def test_gpu_without_resource_name_is_refused():
-    with pytest.raises(WorkflowError, match="gpu-resource"):
-        build({"gpu": 1}, gpu_resource="")
+@pytest.mark.parametrize(
+    ("resources", "count", "gres"),
+    [
+        ({"gpu": 2}, "2", "--gres=gpu:2"),
+        ({"gpu": 1, "gpu_model": "a100"}, "1", "--gres=gpu:a100:1"),
+        ({"gres": "gpu:a100:3"}, "3", "--gres=gpu:a100:3"),
+    ],
+)
+def test_gpus_reach_slurm_as_gres_and_the_node_only_when_asked(resources, count, gres):
+    plain = build(resources)
+    assert gres in plain.annotations[SLURM_FLAGS].split()
+    assert not any("gpu" in name for name in plain.limits)
+    advertised = build(resources, gpu_resource="nvidia.com/gpu")
+    assert advertised.limits["nvidia.com/gpu"] == count
+    assert gres in advertised.annotations[SLURM_FLAGS].split()
 
 
 def test_unknown_resources_are_ignored():

@@ -72,7 +72,7 @@ def test_request_policy(text, expected):
         ("status_interval", 0, "--interlink-status-interval"),
         ("max_concurrent_submissions", 0, "--interlink-max-concurrent-submissions"),
         ("pending_timeout", -1, "--interlink-pending-timeout"),
-        ("log_tail_lines", 0, "--interlink-log-tail-lines"),
+        ("log_limit_mb", 0, "--interlink-log-limit-mb"),
         ("binds", ["relative/path"], "--interlink-binds"),
         ("image_pull_secrets", ["Not A Name"], "--interlink-image-pull-secrets"),
     ],

@@ -99,6 +99,34 @@ UNSCHEDULABLE = [
             State.FAILED,
             ["out of memory"],
         ),
+        # the Slurm plugin's own reasons survive the VK's merge; with exit code 0 the
+        # VK still writes Succeeded, but the job was killed (design.md 2, point 10)
+        (
+            pod(
+                "Succeeded",
+                containers=terminated(
+                    0,
+                    "SlurmJobTimeout",
+                    "SLURM job reached its time limit and was terminated",
+                ),
+            ),
+            {},
+            State.FAILED,
+            ["time limit was reached", "raise runtime"],
+        ),
+        (
+            pod(
+                "Succeeded",
+                containers=terminated(
+                    0,
+                    "OOMKilled",
+                    "SLURM job was killed due to out-of-memory condition",
+                ),
+            ),
+            {},
+            State.FAILED,
+            ["out of memory", "raise mem_mb"],
+        ),
         (
             pod(
                 "Failed",

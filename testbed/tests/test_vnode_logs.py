@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vnode.logs_server import LogError, read_logs, render_logs
+from vnode.logs_server import LogError, logs_not_implemented, read_condor_logs, read_logs, render_logs
 
 JOB = b"job line 1\njob line 2\n"
 CTN = b"out 1\nout 2\nout 3\n"  # 5 lines + the empty string after the last newline = 6 pieces
@@ -21,7 +21,6 @@ CTN = b"out 1\nout 2\nout 3\n"  # 5 lines + the empty string after the last newl
         (100, 0, b"job line 1\njob line 2\nout 1\nout 2\nout 3\n\n"),
         (0, 3, b"t 3\n"),  # one more byte than asked
         (0, 1000, JOB + CTN),
-        (2, 3, b"out 2\nout 3\n\n"),  # tailLines wins over limitBytes
     ],
 )
 def test_render_logs(tail: int, limit: int, expected: bytes) -> None:
@@ -41,15 +40,30 @@ def test_unknown_pod_is_404(tmp_path: Path) -> None:
     assert info.value.status == 404 and "ns/p" in str(info.value)
 
 
-def test_job_not_started_is_500(tmp_path: Path) -> None:
+def test_both_limits_are_refused_as_interlink_does() -> None:
+    # interLink answers the VK 400; the VK library turns that into a 500 for the client
     with pytest.raises(LogError) as info:
-        read_logs(tmp_path, "ns/p", "main", 0, 0)
-    assert info.value.status == 500
+        render_logs(JOB, CTN, 2, 3)
+    assert info.value.status == 500 and "Status code: 400" in str(info.value)
 
 
-def test_reads_run_then_init_output(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reader", [read_condor_logs, logs_not_implemented])
+def test_both_limits_are_refused_on_htcondor_nodes_too(reader, tmp_path: Path) -> None:
+    with pytest.raises(LogError) as info:
+        reader(tmp_path, "ns/p", "main", 10, 10)
+    assert "Status code: 400" in str(info.value)
+
+
+def test_job_not_started_is_an_empty_log(tmp_path: Path) -> None:
+    assert read_logs(tmp_path, "ns/p", "main", 0, 0) == b""
+    assert read_logs(tmp_path, "ns/p", "main", 0, 100) == b""
+
+
+def test_reads_run_output_and_never_reaches_init_output(tmp_path: Path) -> None:
+    # the plugin falls back to init-<name>.out only when reading run-<name>.out fails,
+    # and a missing file does not fail (GetLogs.go ReadLogs): init logs read as empty
     (tmp_path / "job.out").write_bytes(b"J\n")
     (tmp_path / "init-setup.out").write_bytes(b"I\n")
     (tmp_path / "run-main.out").write_bytes(b"M\n")
     assert read_logs(tmp_path, "ns/p", "main", 0, 0) == b"J\nM\n"
-    assert read_logs(tmp_path, "ns/p", "setup", 0, 0) == b"J\nI\n"
+    assert read_logs(tmp_path, "ns/p", "setup", 0, 0) == b"J\n"

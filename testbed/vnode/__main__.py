@@ -16,7 +16,14 @@ from types import FrameType
 from .agent import Agent, AgentConfig
 from .batch import make_backend
 from .kube import Kube
-from .logs_server import ensure_certificate, logs_not_implemented, read_condor_logs, read_logs, serve
+from .logs_server import (
+    ensure_certificate,
+    logs_not_implemented,
+    read_condor_logs,
+    read_logs,
+    serve,
+    serve_without_certificate,
+)
 from .node import parse_taint
 from .sbatch import CONTAINER_PATH
 
@@ -41,6 +48,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--logs-not-implemented",
         action="store_true",
         help="htcondor: /containerLogs answers HTTP 500 'NOT IMPLEMENTED', as earlier HTCondor plugins do",
+    )
+    parser.add_argument(
+        "--serving-certificate-pending",
+        action="store_true",
+        help="the VK's serving-certificate CSR is not approved: the kubelet port fails every TLS handshake",
     )
     parser.add_argument(
         "--label", action="append", default=[], metavar="KEY=VALUE", help="extra Node label (repeatable)"
@@ -107,7 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     reader = read_logs
     if args.batch == "htcondor":
         reader = logs_not_implemented if args.logs_not_implemented else read_condor_logs
-    serve(config.address, config.port, cert, key, agent.locate, reader)
+    if args.serving_certificate_pending:
+        serve_without_certificate(config.address, config.port)
+    else:
+        serve(config.address, config.port, cert, key, agent.locate, reader)
     agent.start_background()
     logging.info(
         "node %s up: %s backend, poll %.1fs, logs on https://%s:%d, jobs in %s",

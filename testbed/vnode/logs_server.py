@@ -6,13 +6,22 @@ HTCondor node it is what that plugin's /getLogs returns (read_condor_logs), or H
 what the Slurm plugin's /getLogs returns: job.out (the job script's own
 lines) followed by the container's run-<name>.out, with tailLines and limitBytes applied
 the plugin's way (one line / one byte more than asked, and an error when the request
-equals the size exactly, where the plugin's slice goes out of range).
+equals the size exactly, where the plugin's slice goes out of range); a missing file reads
+as empty (plugin GetLogs.go ReadLogs), so a job not started yet answers 200 with no body.
+
+interLink's API server refuses tailLines together with limitBytes (400 "Both Tail and
+LimitBytes set. Set only one of them", pkg/interlink/api/logs.go GetLogsHandler); the VK
+then turns any non-200 into an error without the body (execute.go, the /getLogs call), and
+the virtual-kubelet library answers 500 with that error. `serve_without_certificate`
+stands for a VK whose serving-certificate CSR is not approved yet: it has no certificate
+to present and every TLS handshake fails.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import socket
 import ssl
 import subprocess
 import threading
@@ -34,8 +43,22 @@ class LogError(Exception):
         self.status = status
 
 
+BOTH_LIMITS_STATUS = 400  # interLink's answer to the VK, which the client never sees
+VK_LOG_ERROR = (
+    "error getting container logs?): HTTP InterLink session NoSessionFound#0: Unexpected error "
+    "occured while getting logs. Status code: {status}. Check InterLink's logs for further informations"
+)
+
+
+def check_log_options(tail_lines: int, limit_bytes: int) -> None:
+    """interLink's API-server check, as the client sees it through the VK (500)."""
+    if tail_lines and limit_bytes:
+        raise LogError(500, VK_LOG_ERROR.format(status=BOTH_LIMITS_STATUS))
+
+
 def render_logs(job_out: bytes, container_out: bytes, tail_lines: int, limit_bytes: int) -> bytes:
     """Combine and cut the output as the plugin does (pure)."""
+    check_log_options(tail_lines, limit_bytes)
     output = job_out + container_out
     if tail_lines:
         lines = output.split(b"\n")
@@ -58,23 +81,32 @@ def render_logs(job_out: bytes, container_out: bytes, tail_lines: int, limit_byt
 def read_logs(directory: Path | None, pod_ref: str, container: str, tail_lines: int, limit_bytes: int) -> bytes:
     if directory is None:
         raise LogError(404, f"pod {pod_ref} is not known to this virtual node")
-    try:
-        container_out = (directory / f"run-{container}.out").read_bytes()
-    except OSError:
-        try:
-            container_out = (directory / f"init-{container}.out").read_bytes()
-        except OSError as exc:
-            raise LogError(500, f"cannot find any log for container {container} of pod {pod_ref}: {exc}") from exc
-    try:
-        job_out = (directory / "job.out").read_bytes()
-    except OSError as exc:
-        raise LogError(500, f"cannot read the job output of pod {pod_ref}: {exc}") from exc
+    # the plugin falls back to the init container's file only when reading fails; a
+    # missing file is not a failure for it but an empty log
+    container_out = _read_or_empty(directory / f"run-{container}.out")
+    if container_out is None:
+        container_out = _read_or_empty(directory / f"init-{container}.out")
+    job_out = _read_or_empty(directory / "job.out")
+    if container_out is None or job_out is None:
+        raise LogError(500, f"error context: error during ReadFile() of readLogs() for pod {pod_ref}")
     return render_logs(job_out, container_out, tail_lines, limit_bytes)
+
+
+def _read_or_empty(path: Path) -> bytes | None:
+    """The plugin's ReadLogs: a missing file is empty; another read error is an error."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+    except OSError:
+        return None
 
 
 def read_condor_logs(directory: Path | None, pod_ref: str, container: str, tail_lines: int, limit_bytes: int) -> bytes:
     """The HTCondor plugin's /getLogs: the job's Output, Error and user log (transferred back
-    into the job directory when the job ends), whatever the container, tailLines or limitBytes."""
+    into the job directory when the job ends), whatever the container, tailLines or limitBytes
+    (interLink's own check of the two still applies)."""
+    check_log_options(tail_lines, limit_bytes)
     if directory is None:
         raise LogError(404, f"pod {pod_ref} is not known to this virtual node")
     job_id = (_read(directory / "JobID.jid") or b"").decode().strip()
@@ -91,6 +123,7 @@ def logs_not_implemented(
     directory: Path | None, pod_ref: str, container: str, tail_lines: int, limit_bytes: int
 ) -> bytes:
     """Earlier HTCondor plugins: /getLogs answers 500 with this body, for every pod."""
+    check_log_options(tail_lines, limit_bytes)
     raise LogError(500, "NOT IMPLEMENTED")
 
 
@@ -197,3 +230,30 @@ def serve(
     server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, name="logs-server", daemon=True).start()
     return server
+
+
+# a TLS record: alert (21), TLS 1.2, length 2, fatal (2) internal_error (80): what a Go
+# server whose GetCertificate has nothing to offer sends ("remote error: tls: internal error")
+_TLS_INTERNAL_ERROR_ALERT = bytes([21, 3, 3, 0, 2, 2, 80])
+
+
+def serve_without_certificate(address: str, port: int) -> socket.socket:
+    """A kubelet port whose serving certificate is not issued yet: every handshake fails."""
+    listener = socket.create_server((address, port))
+
+    def refuse() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                try:
+                    conn.recv(16384)  # the ClientHello
+                    conn.sendall(_TLS_INTERNAL_ERROR_ALERT)
+                except OSError:
+                    pass
+
+    threading.Thread(target=refuse, name="logs-no-certificate", daemon=True).start()
+    return listener
