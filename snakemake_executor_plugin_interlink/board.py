@@ -14,10 +14,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from .completion import ExitMarkers
 from .kube import Forbidden, KubeClient, NotFound, Unauthorized
 from .progress import Progress
 from .settings import CheckedSettings
-from .status import PodStatus, State, classify_pod
+from .status import PodStatus, State, classify_pod, status_from_exit
 from .tracker import PodTracker
 
 J = TypeVar("J")  # a job as the caller knows it
@@ -33,8 +34,10 @@ class StatusBoard:
         kube: KubeClient,
         namespace: str,
         settings: CheckedSettings,
+        markers: ExitMarkers | None = None,
     ):
         self._tracker = tracker
+        self._markers = markers
         self._kube = kube
         self._namespace = namespace
         self._unschedulable_timeout = settings.unschedulable_timeout
@@ -52,8 +55,13 @@ class StatusBoard:
         progress: Progress | None = None,
     ) -> tuple[list[J], list[tuple[J, PodStatus]]]:
         """One status round: every job is either still active or finished with its
-        status, never dropped. Costs no lookup when nothing can have changed."""
-        if self._known_jobs == len(jobs) and self.unchanged():
+        status, never dropped. Costs no lookup when nothing can have changed; a job
+        that wrote its exit status (ExitMarkers) ends without waiting for its pod."""
+        ended = self._markers.ended() if self._markers else {}
+        if ended:  # a marker of a job not tracked here (another run's) changes nothing
+            names = {pod_of(job) for job in jobs}
+            ended = {name: code for name, code in ended.items() if name in names}
+        if not ended and self._known_jobs == len(jobs) and self.unchanged():
             return list(jobs), []
         self._known_jobs = len(jobs)
         now = datetime.now(UTC)
@@ -61,12 +69,15 @@ class StatusBoard:
         active: list[J] = []
         finished: list[tuple[J, PodStatus]] = []
         for job in jobs:
-            status = failure or self.status(pod_of(job), now)
+            name = pod_of(job)
+            status = failure or self.status(name, now)
+            if not failure and name in ended:
+                status = status_from_exit(status, ended[name], now)
             if status is not None and status.state.finished:
                 finished.append((job, status))
                 continue
             if status is not None and progress is not None:
-                progress.update(pod_of(job), status)
+                progress.update(name, status)
             active.append(job)
         return active, finished
 
@@ -117,6 +128,8 @@ class StatusBoard:
         return max(0.0, (since - now).total_seconds() + min(timeouts)) + 0.01
 
     def forget(self, name: str) -> None:
+        if self._markers:
+            self._markers.collect(name)
         self._tracker.forget(name)
         self._cache.pop(name, None)
         self._missing_since.pop(name, None)

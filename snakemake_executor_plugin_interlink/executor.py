@@ -21,6 +21,7 @@ from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import SharedFSUsage
 
 from .board import StatusBoard
+from .completion import ExitMarkers
 from .kube import (
     Forbidden,
     KubeClient,
@@ -89,12 +90,14 @@ class Executor(RemoteExecutor):
             SharedFSUsage.INPUT_OUTPUT in self.workflow.storage_settings.shared_fs_usage
         )
         run_id = str(uuid.uuid4())
+        self.markers = self._exit_markers() if shared_fs else None
         self.run = RunContext(
             run_id=run_id,
             namespace=self.namespace,
             workdir=os.getcwd(),
             image=self.workflow.remote_execution_settings.container_image,
             shared_fs=shared_fs,
+            exit_dir=str(self.markers.directory) if self.markers else None,
             secret_name=secret_name(run_id) if env else None,
             env_names=tuple(sorted(env)),
             storage_plugin_packages=self._storage_plugin_packages(),
@@ -119,7 +122,9 @@ class Executor(RemoteExecutor):
         )
         self.tracker.start()
         self.next_seconds_between_status_checks = self.settings.status_interval
-        self.board = StatusBoard(self.tracker, self.kube, self.namespace, self.settings)
+        self.board = StatusBoard(
+            self.tracker, self.kube, self.namespace, self.settings, self.markers
+        )
         self._kept: set[str] = set()
         self._rows: list[JobRow] = []  # the run report
         self._adopted: set[str] = set()  # pods of killed runs this run re-attached to
@@ -129,6 +134,20 @@ class Executor(RemoteExecutor):
         self._closed = False
         self.progress = Progress(self.logger)
         self._ready.set()
+
+    def _exit_markers(self) -> ExitMarkers | None:
+        """Where jobs report their end themselves; without it, pod status alone
+        (slow at width: see completion.py) still decides."""
+        markers = ExitMarkers(Path.cwd())
+        try:
+            markers.prepare()
+        except OSError as e:
+            self.logger.warning(
+                f"interlink: cannot create {markers.directory} ({e}); finished jobs "
+                "are noticed only when interLink updates their pods"
+            )
+            return None
+        return markers
 
     # -- what jobs run as --------------------------------------------------------
 

@@ -72,6 +72,7 @@ class RunContext:
     workdir: str
     image: str
     shared_fs: bool = True
+    exit_dir: str | None = None  # where jobs write their exit status (completion.py)
     secret_name: str | None = None
     env_names: tuple[str, ...] = ()
     storage_plugin_packages: tuple[str, ...] = ()
@@ -112,8 +113,11 @@ def label_value(text: str) -> str:
     return f"{cleaned[:52].rstrip('_.-')}-{digest}".lstrip("-")
 
 
-def job_script(command: str, run: RunContext, workdir: str) -> str:
-    """The container's shell script: where the job runs, then Snakemake's command."""
+def job_script(
+    command: str, run: RunContext, workdir: str, pod: str | None = None
+) -> str:
+    """The container's shell script: where the job runs, Snakemake's command, and the
+    command's exit status written where the executor sees it without interLink."""
     lines = []
     if run.shared_fs:
         lines.append(f"cd {shlex.quote(workdir)} || exit 1")
@@ -130,6 +134,13 @@ def job_script(command: str, run: RunContext, workdir: str) -> str:
                 "|| exit 1"
             )
     lines.append(command)
+    if run.exit_dir and pod:
+        marker = shlex.quote(f"{run.exit_dir}/{pod}")
+        lines += [
+            "status=$?",
+            f"echo $status >{marker}.tmp && mv -f {marker}.tmp {marker}",
+            "exit $status",
+        ]
     return "\n".join(lines)
 
 
@@ -159,7 +170,7 @@ def pod_for_job(
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": res.image or settings.image or run.image,
-        "command": ["/bin/sh", "-c", job_script(spec.command, run, run.workdir)],
+        "command": ["/bin/sh", "-c", job_script(spec.command, run, run.workdir, name)],
         "resources": {"limits": res.limits, "requests": res.requests},
     }
     if run.secret_name and run.env_names:

@@ -9,7 +9,7 @@ Submission failures are phase Failed with reason `ProviderFailed`.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -153,6 +153,29 @@ def classify_pod(
             **times,
         )
     return PodStatus(State.WAITING, reason, **times)
+
+
+def status_from_exit(
+    pod: PodStatus | None, code: int, now: datetime | None = None
+) -> PodStatus:
+    """A job whose command reported its exit status itself (completion.py), before the
+    virtual kubelet updated its pod: a pod that already tells how it ended still
+    decides (it knows about kills the command never saw)."""
+    if pod is not None and pod.state.finished:
+        return pod
+    base = pod or PodStatus(State.RUNNING)
+    finished = now or datetime.now(UTC)
+    if code == 0:
+        return replace(
+            base, state=State.SUCCEEDED, reason="", exit_code=0, finished=finished
+        )
+    return replace(
+        base,
+        state=State.FAILED,
+        reason=f"exit code {code}",
+        exit_code=code,
+        finished=finished,
+    )
 
 
 def failure_reason(
