@@ -73,6 +73,8 @@ def main() -> None:
             **os.environ,
             "TESTBED_VNODE_MODE": "local",
             "TESTBED_VNODE_ARGS": f"--pods {n + 10}",
+            # the executor alone, not interLink's status delays
+            "TESTBED_VNODE_STATUS": "fast",
         },
     )
     bed = env_of(STATE / "env")

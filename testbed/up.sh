@@ -105,7 +105,7 @@ start_daemon kube-controller-manager "$BIN/kube-controller-manager" \
   --kubeconfig="$ADMIN_KUBECONFIG" --authentication-kubeconfig="$ADMIN_KUBECONFIG" \
   --authorization-kubeconfig="$ADMIN_KUBECONFIG" --bind-address=127.0.0.1 --secure-port=10257 \
   --leader-elect=false --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
-  --use-service-account-credentials=false --controllers='*,-nodelifecycle'
+  --use-service-account-credentials=false
 start_daemon kube-scheduler "$BIN/kube-scheduler" \
   --kubeconfig="$ADMIN_KUBECONFIG" --authentication-kubeconfig="$ADMIN_KUBECONFIG" \
   --authorization-kubeconfig="$ADMIN_KUBECONFIG" --bind-address=127.0.0.1 --secure-port=10259 \
@@ -118,7 +118,7 @@ say "applying namespace $NAMESPACE and $TESTBED_DIR/rbac.yaml"
 # ---------------------------------------------------------------- Slurm with accounting
 HOST=$(hostname -s)
 mkdir -p /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /etc/slurm
-sed -e "s/HOSTNAME/$HOST/g" \
+sed -e "s/HOSTNAME/$HOST/g" -e "s/^MinJobAge=.*/MinJobAge=${TESTBED_SLURM_MIN_JOB_AGE:-300}/" \
   -e "s|^SlurmctldLogFile=.*|SlurmctldLogFile=$LOGS/slurmctld.log|" \
   -e "s|^SlurmdLogFile=.*|SlurmdLogFile=$LOGS/slurmd.log|" \
   "$TESTBED_DIR/configs/slurm.conf" >/etc/slurm/slurm.conf.new
@@ -188,6 +188,7 @@ IMAGE_PATH=${TESTBED_IMAGE_PATH:-$REPO_DIR/.venv/bin}
 vnode_cmd=(env PYTHONPATH="$TESTBED_DIR" PYTHONUNBUFFERED=1 "$PY" -m vnode
   --node "$NODE_NAME" --kubeconfig "$ADMIN_KUBECONFIG" --port "$KUBELET_PORT"
   --batch "$VNODE_MODE" --poll "${TESTBED_VNODE_POLL:-1.0}" --state-dir "$VNODE_STATE"
+  --status-timing "${TESTBED_VNODE_STATUS:-real}" --min-job-age "${TESTBED_SLURM_MIN_JOB_AGE:-300}"
   --image-path "$IMAGE_PATH" --label testbed.interlink/batch-system="$VNODE_MODE" ${TESTBED_VNODE_ARGS:-})
 [ -e "$STATE/vnode.cmd" ] && mv "$STATE/vnode.cmd" "$STATE/$NODE_NAME.cmd" # the name before vk-htcondor
 start_vnode "$NODE_NAME" "${vnode_cmd[@]}"
@@ -260,6 +261,7 @@ if ((WANT_HTCONDOR)); then
   htcondor_cmd=(env PYTHONPATH="$TESTBED_DIR" PYTHONUNBUFFERED=1 "$PY" -m vnode
     --node "$HTCONDOR_NODE" --kubeconfig "$ADMIN_KUBECONFIG" --port "$HTCONDOR_KUBELET_PORT"
     --batch htcondor --chroot "$CHROOT" --submit-user "$HTCONDOR_USER" --poll "${TESTBED_VNODE_POLL:-1.0}"
+    --status-timing "${TESTBED_VNODE_STATUS:-real}"
     --state-dir "$HTCONDOR_STATE" --image-path "$IMAGE_PATH"
     --label testbed.interlink/batch-system=htcondor --taint "$HTCONDOR_TAINT" ${TESTBED_HTCONDOR_VNODE_ARGS:-})
   start_vnode "$HTCONDOR_NODE" "${htcondor_cmd[@]}"
@@ -274,6 +276,7 @@ export TESTBED_EXECUTOR_KUBECONFIG=$EXECUTOR_KUBECONFIG
 export TESTBED_NAMESPACE=$NAMESPACE
 export TESTBED_NODE=$NODE_NAME
 export TESTBED_VNODE_MODE=$VNODE_MODE
+export TESTBED_VNODE_STATUS=${TESTBED_VNODE_STATUS:-real}
 export TESTBED_JOBS_DIR=$VNODE_STATE/jobs
 export TESTBED_LOGS=$LOGS
 export TESTBED_BIN=$BIN

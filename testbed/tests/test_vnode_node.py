@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vnode.node import INTERLINK_TAINT, NOT_READY_TAINT, NodeSpec, desired_taints, node_status, parse_taint
+from vnode.node import INTERLINK_TAINT, NodeSpec, desired_taints, node_status, parse_taint
 
 SITE = {"key": "testbed.interlink/site", "value": "htcondor", "effect": "NoSchedule"}
 
@@ -26,10 +26,18 @@ def test_parse_taint_refuses_what_kubectl_refuses(text: str) -> None:
         parse_taint(text)
 
 
-def test_extra_taints_sit_between_interlinks_and_not_ready() -> None:
-    assert desired_taints(True, (SITE,)) == [INTERLINK_TAINT, SITE]
-    assert desired_taints(False, (SITE,)) == [INTERLINK_TAINT, SITE, NOT_READY_TAINT]
-    assert desired_taints(True) == [INTERLINK_TAINT]
+NOT_READY_NO_EXECUTE = {"key": "node.kubernetes.io/not-ready", "effect": "NoExecute", "timeAdded": "t"}
+
+
+def test_the_controllers_taints_are_kept_and_stale_own_ones_dropped() -> None:
+    existing = [INTERLINK_TAINT, {"key": "old-site", "effect": "NoSchedule"}, NOT_READY_NO_EXECUTE]
+    assert desired_taints(existing, (SITE,)) == [INTERLINK_TAINT, SITE, NOT_READY_NO_EXECUTE]
+    assert desired_taints(None) == [INTERLINK_TAINT]
+
+
+def test_labels_are_interlinks() -> None:
+    labels = NodeSpec("vk", "127.0.0.1", 10250).labels()
+    assert labels["kubernetes.io/arch"] == labels["kubernetes.io/os"] == "virtual-kubelet"
 
 
 def test_extra_labels_never_replace_interlinks() -> None:

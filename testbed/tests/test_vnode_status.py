@@ -12,6 +12,7 @@ from vnode.status import (
     TIMEOUT_MESSAGE,
     JobView,
     cfg_not_found_status,
+    created_status,
     initial_status,
     job_kind,
     merge_patch,
@@ -109,7 +110,8 @@ def merged(*views: JobView, names: tuple[str, ...] = ("main",)) -> dict[str, Any
     return status
 
 
-def test_initial_status_is_pending_with_remote_submitted_waiting() -> None:
+def test_initial_status_is_pending_without_container_statuses() -> None:
+    # interLink CreatePod: setPodInitialStatus notifies BEFORE the containers are appended
     status = pending()
     assert status["phase"] == "Pending" and status["startTime"] == NOW and status["podIP"] == "127.0.0.1"
     assert {c["type"]: c["status"] for c in status["conditions"]} == {
@@ -117,7 +119,27 @@ def test_initial_status_is_pending_with_remote_submitted_waiting() -> None:
         "Ready": "False",
         "PodScheduled": "True",
     }
-    assert status["containerStatuses"][0]["state"]["waiting"]["reason"] == "Remote pod submitted"
+    assert "containerStatuses" not in status
+
+
+def test_container_statuses_come_with_the_next_update() -> None:
+    status = created_status(pending(), POD)
+    entry = status["containerStatuses"][0]
+    assert (entry["name"], entry["image"], entry["ready"]) == ("main", "img", False)
+    assert entry["state"] == {
+        "waiting": {
+            "reason": "Remote pod submitted",
+            "message": "The pod has been submitted to the remote plugin for creation",
+        }
+    }
+    assert created_status(status, POD) == status  # appended once
+    assert {k: v for k, v in status.items() if k != "containerStatuses"} == pending()
+
+
+def test_init_containers_make_the_initial_status_not_initialized() -> None:
+    pod = {**POD, "spec": {**POD["spec"], "initContainers": [{"name": "setup"}]}}
+    conditions = {c["type"]: c["status"] for c in initial_status(pod, NOW, "127.0.0.1")["conditions"]}
+    assert conditions["Initialized"] == "False"
 
 
 @pytest.mark.parametrize(
@@ -166,6 +188,16 @@ def test_vk_merge_outcomes(
     if container_reason:
         assert status["containerStatuses"][0]["state"]["terminated"]["reason"] == container_reason
     assert "message" not in status  # the VK never sets the pod message for job outcomes
+
+
+def test_configuring_job_reads_as_finished_and_the_pod_succeeds_before_it_ran() -> None:
+    # squeue's CF (configuring): the plugin's regex finds "F"; no status file yet, so the
+    # exit code is squeue's (0 for a job that has not run): terminated 0 -> Succeeded.
+    assert plugin_state("CF") == "F" and job_kind("CF") == "terminated"
+    remote = plugin_container_statuses(["main"], JobView("CF", squeue_exit_code("0"), {"main": None}, None, "E"))
+    assert remote is not None and remote[0]["state"]["terminated"]["exitCode"] == 0
+    status = vk_merge(pending(), remote)
+    assert status["phase"] == "Succeeded" and status["reason"] == "Completed"
 
 
 def test_timeout_keeps_the_plugin_message_under_the_vk_reason() -> None:
@@ -224,7 +256,7 @@ def test_create_error_message_carries_the_plugin_text() -> None:
 
 
 def test_volume_wait_then_cfg_not_found() -> None:
-    waiting = with_phase(pending(), "Initializing")
+    waiting = with_phase(created_status(pending(), POD), "Initializing")
     assert waiting["phase"] == "Initializing"
     failed = cfg_not_found_status(waiting)
     assert failed["phase"] == "Failed" and failed["reason"] == CFG_NOT_FOUND

@@ -60,8 +60,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--taint", action="append", default=[], metavar="KEY[=VALUE]:EFFECT", help="extra Node taint (repeatable)"
     )
-    parser.add_argument("--poll", type=float, default=1.0, help="seconds between status rounds")
-    parser.add_argument("--ping-interval", type=float, default=10.0, help="seconds between batch pings / Node updates")
+    parser.add_argument(
+        "--status-timing",
+        choices=("real", "fast"),
+        default="real",
+        help="real: interLink's timing (a VK pass every --vk-status-interval, one pod per plugin request, "
+        "the Slurm plugin's --plugin-status-cache); fast: every pod updated every --poll seconds (benchmarks)",
+    )
+    parser.add_argument(
+        "--vk-status-interval", type=float, default=5.0, help="real timing: seconds between the VK's status passes"
+    )
+    parser.add_argument(
+        "--plugin-status-cache",
+        type=float,
+        default=10.0,
+        help="real timing: seconds the Slurm plugin answers from its cache (the HTCondor plugin has none)",
+    )
+    parser.add_argument(
+        "--min-job-age",
+        type=float,
+        default=300.0,
+        help="local backend: seconds after its end a job is forgotten by the stand-in squeue (Slurm's "
+        "MinJobAge; with --batch slurm it is slurm.conf's, TESTBED_SLURM_MIN_JOB_AGE in up.sh)",
+    )
+    parser.add_argument("--poll", type=float, default=1.0, help="fast timing: seconds between status rounds")
+    parser.add_argument(
+        "--ping-interval",
+        type=float,
+        default=30.0,
+        help="seconds between pings / Node updates; the node is NotReady until the first (interLink: 30)",
+    )
     parser.add_argument(
         "--cfg-timeout", type=float, default=300.0, help="seconds to wait for missing ConfigMap/Secret volumes"
     )
@@ -100,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         address=args.address,
         port=args.port,
         poll=args.poll,
+        status_timing=args.status_timing,
+        vk_status_interval=args.vk_status_interval,
+        plugin_status_cache=args.plugin_status_cache,
         ping_interval=args.ping_interval,
         cfg_timeout=args.cfg_timeout,
         container_path=":".join(p for p in (args.image_path, CONTAINER_PATH) if p),
@@ -107,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         labels=labels,
         taints=taints,
     )
-    agent = Agent(config, Kube(args.kubeconfig), make_backend(args.batch, args.chroot, args.submit_user))
+    backend = make_backend(args.batch, args.chroot, args.submit_user, args.min_job_age)
+    agent = Agent(config, Kube(args.kubeconfig), backend)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         logging.info("signal %d: stopping (jobs keep running and are re-adopted on restart)", signum)
@@ -125,10 +157,15 @@ def main(argv: list[str] | None = None) -> int:
         serve(config.address, config.port, cert, key, agent.locate, reader)
     agent.start_background()
     logging.info(
-        "node %s up: %s backend, poll %.1fs, logs on https://%s:%d, jobs in %s",
+        "node %s up: %s backend, status timing %s, logs on https://%s:%d, jobs in %s",
         config.node,
         args.batch,
-        config.poll,
+        (
+            f"fast (every {config.poll:g}s)"
+            if config.status_timing == "fast"
+            else f"real (VK pass every {config.vk_status_interval:g}s, plugin cache "
+            f"{0 if args.batch == 'htcondor' else config.plugin_status_cache:g}s)"
+        ),
         config.address,
         config.port,
         config.jobs_dir,

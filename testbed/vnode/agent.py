@@ -3,9 +3,15 @@
 Threads: one watches the pods (a single watch with a field selector, relisting when the
 watch expires); one pings the batch system and refreshes the Node; one serves logs.
 Everything that touches a pod happens in the main loop, which owns the pod records: it
-handles watch events, retries (missing env or volume sources), and polls the batch
-system every `poll` seconds with ONE query for all jobs, patching a pod's status
-subresource only when the VK's view of it changes.
+handles watch events, retries (missing env or volume sources), and the status timing
+(statusloop.py), patching a pod's status subresource only when the VK's view of it changes:
+  real (default)  the VK's statusLoop: every `vk_status_interval` (5 s) after the previous
+                  pass, a pass over the non-terminal pods in random order, one pod per
+                  plugin /status request, between which events are handled; the plugin
+                  answers from its whole-answer cache unless `plugin_status_cache` (10 s;
+                  none for HTCondor) passed, and then queries the batch system for the
+                  asked pod only; interLink's API relays the asked pod's last status
+  fast            every `poll` seconds ONE query for all jobs, every pod updated (benchmarks)
 
 Per pod, the stages are those of the real chain:
   WAIT_ENV      the virtual-kubelet library cannot resolve an env source: Warning event,
@@ -24,9 +30,11 @@ import enum
 import heapq
 import logging
 import queue
+import random
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +54,7 @@ from .status import (
     TERMINAL_PHASES,
     JobView,
     cfg_not_found_status,
+    created_status,
     initial_status,
     job_kind,
     merge_patch,
@@ -56,8 +65,19 @@ from .status import (
     vk_merge,
     with_phase,
 )
+from .statusloop import (
+    SLURM_PLUGIN_CACHE,
+    VK_STATUS_INTERVAL,
+    ApiStatusCache,
+    FastRounds,
+    PluginError,
+    PluginStatusCache,
+    StatusLoop,
+    check_pod_status,
+)
 
 log = logging.getLogger(__name__)
+STATUS_TIMINGS = ("real", "fast")
 
 
 class Stage(enum.Enum):
@@ -74,8 +94,11 @@ class AgentConfig:
     state_dir: Path
     address: str = "127.0.0.1"
     port: int = 10250
-    poll: float = 1.0  # seconds between status rounds (interLink: VK every 5 s, plugin cache 10 s)
-    ping_interval: float = 10.0  # seconds between batch-system pings / Node refreshes
+    poll: float = 1.0  # fast timing: seconds between status rounds
+    status_timing: str = "real"  # "real": the VK's loop and the plugin's cache; "fast": every pod each `poll`
+    vk_status_interval: float = VK_STATUS_INTERVAL  # real timing: seconds between statusLoop passes
+    plugin_status_cache: float = SLURM_PLUGIN_CACHE  # real timing: the Slurm plugin's cache (HTCondor: none)
+    ping_interval: float = 30.0  # seconds between pings / Node refreshes (vk nodeUpdate: 30 s)
     container_path: str = CONTAINER_PATH  # PATH inside the stand-in "container"
     cfg_timeout: float = 300.0  # how long a missing ConfigMap/Secret volume is waited for
     env_max_retries: int = 20  # the virtual-kubelet work queue's MaxRetries
@@ -104,7 +127,7 @@ class PodRecord:
     next_try: float = 0.0
     started_at: str | None = None
     finished_at: str | None = None
-    last_seen: Any = None  # what the batch system said about the job at the last status round
+    last_seen: Any = None  # fast timing: what the batch system said about the job at the last round
     warned: bool = False
 
     @property
@@ -120,11 +143,29 @@ class PodRecord:
         return [c["name"] for c in self.pod["spec"].get("containers") or []]
 
 
+@dataclass(frozen=True)
+class PodAnswer:
+    """The plugin's status of one pod, as interLink's API stores and relays it."""
+
+    remote: list[dict[str, Any]]  # container statuses
+    note: str  # what the batch system said (for the log)
+
+
 class Agent:
-    def __init__(self, config: AgentConfig, kube: Kube, backend: Backend) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        kube: Kube,
+        backend: Backend,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        if config.status_timing not in STATUS_TIMINGS:
+            raise ValueError(f"status timing {config.status_timing!r}: expected one of {', '.join(STATUS_TIMINGS)}")
         self.config = config
         self.kube = kube
         self.backend = backend
+        self._clock = clock
         spec = NodeSpec(
             config.node,
             config.address,
@@ -141,12 +182,23 @@ class Agent:
         self._timers: list[tuple[float, str]] = []
         self._stop = threading.Event()
         self._batch_down_since: float | None = None
+        start = clock()
+        self._timing: StatusLoop | FastRounds
+        if config.status_timing == "fast":
+            self._timing = FastRounds(config.poll, start)
+        else:
+            self._timing = StatusLoop(config.vk_status_interval, rng or random.Random(), start)
+        # the HTCondor plugin has no cache: every request is answered fresh
+        cache = 0.0 if backend.flavour == "htcondor" else config.plugin_status_cache
+        self._plugin: PluginStatusCache[PodAnswer] = PluginStatusCache(cache, clock)
+        self._api: ApiStatusCache[PodAnswer] = ApiStatusCache()
 
     # ------------------------------------------------------------------ threads
     def start_background(self) -> None:
         self.config.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.keeper.register()
-        self._refresh_node()
+        # interLink's nodeUpdate pings first after 30 s: until then the node is NotReady
+        self.keeper.update(False, "waiting for the first ping of interLink")
         threading.Thread(target=self._node_loop, name="node", daemon=True).start()
         threading.Thread(target=self._watch_loop, name="watch", daemon=True).start()
 
@@ -203,24 +255,23 @@ class Agent:
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
-        """Process events, retries and status rounds until stop() is called."""
-        next_poll = time.monotonic()
+        """Process events, retries and status requests until stop() is called."""
         while not self._stop.is_set():
-            deadline = min(next_poll, self._timers[0][0]) if self._timers else next_poll
+            due = self.status_due
+            deadline = min(due, self._timers[0][0]) if self._timers else due
             try:
-                kind, payload = self._events.get(timeout=max(0.0, deadline - time.monotonic()))
+                kind, payload = self._events.get(timeout=max(0.0, deadline - self._clock()))
                 self._guard(self._handle, kind, payload)
             except queue.Empty:
                 pass
-            current = time.monotonic()
+            current = self._clock()
             while self._timers and self._timers[0][0] <= current:
                 when, uid = heapq.heappop(self._timers)
                 record = self._records.get(uid)
                 if record and record.next_try == when and record.stage in (Stage.WAIT_ENV, Stage.WAIT_VOLUMES):
                     self._guard(self._advance, record)
-            if current >= next_poll:
-                self._guard(self._poll)
-                next_poll = time.monotonic() + self.config.poll
+            if current >= self.status_due:
+                self._guard(self.status_step)
 
     @staticmethod
     def _guard(function: Any, *args: Any) -> None:
@@ -230,7 +281,7 @@ class Agent:
             log.exception("error in %s", getattr(function, "__name__", function))
 
     def _schedule(self, record: PodRecord, delay: float) -> None:
-        record.next_try = time.monotonic() + delay
+        record.next_try = self._clock() + delay
         heapq.heappush(self._timers, (record.next_try, record.meta["uid"]))
 
     def _handle(self, kind: str, payload: Any) -> None:
@@ -309,19 +360,20 @@ class Agent:
                 self._schedule(record, 2.0)
                 return
             record.stage = Stage.WAIT_VOLUMES
-            record.volumes_deadline = time.monotonic() + self.config.cfg_timeout
+            record.volumes_deadline = self._clock() + self.config.cfg_timeout
         if record.stage is Stage.WAIT_VOLUMES:
             try:
                 data = volume_sources(record.pod, Sources(self.kube, record.meta["namespace"]))
             except MissingSource as missing:
-                if time.monotonic() >= record.volumes_deadline:
+                if self._clock() >= record.volumes_deadline:
                     log.warning("pod %s: %s after %.0fs; failing it", record.ref, missing, self.config.cfg_timeout)
                     self._write_status(record, cfg_not_found_status(record.status))
                     self._fail(record, CFG_TIMEOUT_ERROR)
                     return
                 if record.status.get("phase") != "Initializing":
                     log.info("pod %s: %s; waiting (phase Initializing)", record.ref, missing)
-                    self._write_status(record, with_phase(record.status, "Initializing"))
+                    # the VK's copy has the containers waiting by now: they come with this update
+                    self._write_status(record, with_phase(created_status(record.status, record.pod), "Initializing"))
                 self._schedule(record, 2.0)
                 return
             if record.status.get("phase") == "Initializing":
@@ -343,7 +395,8 @@ class Agent:
         record.job_id = job_id
         record.stage = Stage.SUBMITTED
         self._dirs[(record.meta["namespace"], record.meta["name"])] = record.job_dir
-        self._write_status(record, record.status, annotations={"JobID": job_id})
+        # the VK's UpdatePod after the plugin's create: JobID, and the containers' first statuses
+        self._write_status(record, created_status(record.status, record.pod), annotations={"JobID": job_id})
         log.info("pod %s: submitted as %s job %s", record.ref, self.backend.name, job_id)
 
     def _fail(self, record: PodRecord, message: str) -> None:
@@ -380,45 +433,116 @@ class Agent:
                 log.info("pod %s: cancel of job %s: %s", record.ref, record.job_id, exc)
         jobfiles.remove(record.job_dir)
         self._dirs.pop((record.meta["namespace"], record.meta["name"]), None)
+        self._api.forget(record.meta["uid"])
         record.stage = Stage.DONE
 
-    # ------------------------------------------------------------------ status rounds
-    def _poll(self) -> None:
-        active = [r for r in self._records.values() if r.stage is Stage.SUBMITTED and r.job_id]
+    # ------------------------------------------------------------------ status timing
+    @property
+    def status_due(self) -> float:
+        """When status_step has something to do (-inf: at once, in the middle of a pass)."""
+        return self._timing.due
+
+    def status_step(self) -> None:
+        """What the status timing asks for now: one pod of a pass (real), or a round (fast)."""
+        now = self._clock()
+        if isinstance(self._timing, FastRounds):
+            if now < self._timing.due:
+                return
+            uids = self._timing.take(now, self._vk_pods)
+            try:
+                if uids:
+                    self._poll(uids)
+            finally:
+                self._timing.done(self._clock())
+            return
+        for uid in self._timing.take(now, self._vk_pods):
+            record = self._records.get(uid)
+            if record is not None and record.stage is Stage.SUBMITTED and record.job_id:
+                self._ask(record)
+
+    def _vk_pods(self) -> dict[str, str | None]:
+        """The VK's pods map, uid -> phase: every pod it accepted (not those still waiting for env)."""
+        held = (Stage.WAIT_VOLUMES, Stage.SUBMITTED, Stage.DONE)
+        return {uid: r.status.get("phase") for uid, r in self._records.items() if r.stage in held}
+
+    def _ask(self, record: PodRecord) -> None:
+        """Real timing: one /status request for this pod through the plugin's cache and interLink's API."""
+        uid = record.meta["uid"]
+
+        def fresh() -> dict[str, PodAnswer]:
+            job_id = record.job_id or ""
+            try:
+                jobs = self.backend.query([job_id])  # one batch query; only this pod's answer is built
+            except BatchUnavailable as exc:
+                self._batch_down(exc)
+                raise PluginError(str(exc)) from exc
+            self._batch_up()
+            remote, note = self._plugin_answer(record, jobs.get(job_id))
+            if remote is None:
+                self._no_answer(record)
+                raise PluginError(f"no status for job {job_id}")
+            return {uid: PodAnswer(remote, note)}
+
+        try:
+            answer = check_pod_status(uid, self._plugin, self._api, fresh)
+        except PluginError:
+            return  # the VK logs the error and keeps the pod's status
+        if answer is not None:  # None: "No status available from InterLink for pod"
+            self._apply_remote(record, answer.remote, answer.note)
+
+    def _poll(self, uids: list[str]) -> None:
+        """Fast timing: ONE batch query for all the pods of the round, each pod updated."""
+        active = [r for u in uids if (r := self._records.get(u)) and r.stage is Stage.SUBMITTED and r.job_id]
         if not active:
             return
         try:
             jobs = self.backend.query([r.job_id for r in active if r.job_id])
         except BatchUnavailable as exc:
-            if self._batch_down_since is None:
-                self._batch_down_since = time.monotonic()
-                log.warning("%s does not answer (%s): keeping the last known pod statuses", self.backend.name, exc)
+            self._batch_down(exc)
             return
-        if self._batch_down_since is not None:
-            log.warning("%s answers again after %.0fs", self.backend.name, time.monotonic() - self._batch_down_since)
-            self._batch_down_since = None
+        self._batch_up()
         for record in active:
             info = jobs.get(record.job_id or "")
             if info is not None and info == record.last_seen:
                 continue  # same answer as last round: the VK's view cannot change
             record.last_seen = info
-            update = self._update_from_condor if self.backend.flavour == "htcondor" else self._update_from_job
-            self._guard(update, record, info)
+            self._guard(self._update, record, info)
 
-    def _update_from_condor(self, record: PodRecord, job: CondorJob | None) -> None:
-        """The HTCondor plugin's status answer (from the job ad alone) folded in by the VK."""
-        remote = condor_container_statuses(record.container_names, job, now())
+    def _update(self, record: PodRecord, info: Any) -> None:
+        remote, note = self._plugin_answer(record, info)
         if remote is None:
-            if not record.warned:
-                log.warning(
-                    "pod %s: job %s in neither condor_q nor condor_history: status kept", record.ref, record.job_id
-                )
-                record.warned = True
+            self._no_answer(record)
             record.last_seen = None  # ask again next round
             return
-        self._apply_remote(record, remote, f"JobStatus {job.status}" if job else "")
+        self._apply_remote(record, remote, note)
 
-    def _update_from_job(self, record: PodRecord, info: Any) -> None:
+    def _batch_down(self, exc: Exception) -> None:
+        if self._batch_down_since is None:
+            self._batch_down_since = self._clock()
+            log.warning("%s does not answer (%s): keeping the last known pod statuses", self.backend.name, exc)
+
+    def _batch_up(self) -> None:
+        if self._batch_down_since is not None:
+            log.warning("%s answers again after %.0fs", self.backend.name, self._clock() - self._batch_down_since)
+            self._batch_down_since = None
+
+    def _no_answer(self, record: PodRecord) -> None:
+        if not record.warned:
+            if self.backend.flavour == "htcondor":
+                why = "in neither condor_q nor condor_history"
+            else:
+                why = "unknown to squeue and no status files"
+            log.warning("pod %s: job %s %s: status kept", record.ref, record.job_id, why)
+            record.warned = True
+
+    def _plugin_answer(self, record: PodRecord, info: Any) -> tuple[list[dict[str, Any]] | None, str]:
+        """The plugin's container statuses for one pod from what the batch system says about
+        its job (None: the plugin answers with an error), and a note for the log."""
+        if self.backend.flavour == "htcondor":
+            job: CondorJob | None = info
+            return condor_container_statuses(record.container_names, job, now()), (
+                f"JobStatus {job.status}" if job else ""
+            )
         state = info.state if info else None
         if state == "F" and self._killed_for_memory(record):
             state = "OOM"  # what a cgroup-enabled Slurm reports (see README)
@@ -431,18 +555,13 @@ class Agent:
             record.finished_at = now()
             (record.job_dir / "FinishedAt.time").write_text(record.finished_at)
         view.started_at, view.finished_at = record.started_at, record.finished_at
-        if kind in ("terminated", "unknown"):
+        if kind == "terminated":  # getExitCode: run-<ctn>.status, else init-<ctn>.status
             view.status_files = jobfiles.status_files(record.job_dir, record.container_names)
-        remote = plugin_container_statuses(record.container_names, view)
-        if remote is None:
-            if not record.warned:
-                log.warning(
-                    "pod %s: job %s unknown to squeue and no status files: status kept", record.ref, record.job_id
-                )
-                record.warned = True
-            record.last_seen = None  # ask again next round
-            return
-        self._apply_remote(record, remote, str(state))
+        elif kind == "unknown":  # squeue failed: run-<ctn>.status only (Status.go)
+            view.status_files = {
+                n: jobfiles.read_text(record.job_dir / f"run-{n}.status") for n in record.container_names
+            }
+        return plugin_container_statuses(record.container_names, view), str(state)
 
     def _apply_remote(self, record: PodRecord, remote: list[dict[str, Any]], state: str) -> None:
         new = vk_merge(record.status, remote)

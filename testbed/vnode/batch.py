@@ -144,6 +144,7 @@ class _LocalJob:
     started: float
     time_limit: int | None
     final: JobInfo | None = None
+    ended: float = 0.0  # time.time() when it ended (for MinJobAge)
 
 
 class LocalBackend(_SlurmJobFiles):
@@ -151,15 +152,18 @@ class LocalBackend(_SlurmJobFiles):
 
     The #SBATCH lines are comments here; only --time is enforced (TIMEOUT like Slurm).
     The job's exit code is written to <job dir>/local.rc by a wrapper shell, and its pid to
-    local.pid, so that a restarted agent can pick up jobs that kept running.
+    local.pid, so that a restarted agent can pick up jobs that kept running. As slurmctld
+    with MinJobAge, the stand-in squeue forgets a job `min_job_age` seconds after it ended
+    (None: never).
     """
 
     name = "local"
     KILL_WAIT = 5.0  # like Slurm's KillWait: SIGTERM, then SIGKILL
 
-    def __init__(self) -> None:
+    def __init__(self, min_job_age: float | None = 300.0) -> None:
         self._jobs: dict[str, _LocalJob] = {}
         self._lock = threading.Lock()
+        self.min_job_age = min_job_age
 
     def submit(self, job_dir: Path, script: Path, time_limit: int | None) -> str:
         rc_file = job_dir / "local.rc"
@@ -185,9 +189,16 @@ class LocalBackend(_SlurmJobFiles):
 
     def query(self, job_ids: list[str]) -> dict[str, JobInfo]:
         with self._lock:
-            return {
-                job_id: self._state(job_id, job) for job_id in job_ids if (job := self._jobs.get(job_id)) is not None
+            states = {
+                job_id: (self._state(job_id, job), job)
+                for job_id in job_ids
+                if (job := self._jobs.get(job_id)) is not None
             }
+        return {job_id: info for job_id, (info, job) in states.items() if not self._forgotten(job)}
+
+    def _forgotten(self, job: _LocalJob) -> bool:
+        """MinJobAge passed since the job ended: squeue no longer knows it."""
+        return job.final is not None and self.min_job_age is not None and time.time() - job.ended >= self.min_job_age
 
     def _state(self, job_id: str, job: _LocalJob) -> JobInfo:
         if job.final is not None:
@@ -196,16 +207,18 @@ class LocalBackend(_SlurmJobFiles):
         if alive:
             if job.time_limit is not None and time.monotonic() - job.started > job.time_limit:
                 self._kill(job_id)
-                job.final = JobInfo("TO", "15")  # what squeue shows for a timed-out job
+                job.final, job.ended = JobInfo("TO", "15"), time.time()  # what squeue shows for a timed-out job
                 return job.final
             return JobInfo("R", "0")
-        rc_text = _read(job.job_dir / "local.rc")
+        rc_file = job.job_dir / "local.rc"
+        rc_text = _read(rc_file)
         if rc_text is None:  # killed before the wrapper could write it: squeue shows the signal
             returncode = job.process.returncode if job.process else None
-            job.final = JobInfo("F", str(-returncode) if returncode and returncode < 0 else "9")
+            job.final, job.ended = JobInfo("F", str(-returncode) if returncode and returncode < 0 else "9"), time.time()
         else:
             code = int(rc_text) if rc_text.isdigit() else 1
             job.final = JobInfo("CD" if code == 0 else "F", str((code & 0xFF) << 8))  # a raw wait status
+            job.ended = _mtime(rc_file)
         return job.final
 
     def cancel(self, job_id: str) -> None:
@@ -214,7 +227,7 @@ class LocalBackend(_SlurmJobFiles):
             if job is None or job.final is not None:
                 return
             self._kill(job_id)
-            job.final = JobInfo("CA", "15")
+            job.final, job.ended = JobInfo("CA", "15"), time.time()
 
     def _kill(self, job_id: str) -> None:
         pgid = int(job_id)
@@ -239,6 +252,13 @@ class LocalBackend(_SlurmJobFiles):
         return True, "local mode"
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return time.time()
+
+
 def _read(path: Path) -> str | None:
     try:
         return path.read_text().strip() or None
@@ -255,11 +275,14 @@ def _alive(pid: int, job_dir: Path) -> bool:
     return str(job_dir).encode() in cmdline
 
 
-def make_backend(name: str, chroot: Path | None = None, user: str = "tester") -> Backend:
+def make_backend(
+    name: str, chroot: Path | None = None, user: str = "tester", min_job_age: float | None = 300.0
+) -> Backend:
+    """`min_job_age`: the local backend's MinJobAge (Slurm's own is in slurm.conf)."""
     if name == "slurm":
         return SlurmBackend()
     if name == "local":
-        return LocalBackend()
+        return LocalBackend(min_job_age)
     if name == "htcondor":
         if chroot is None:
             raise ValueError("the htcondor backend needs --chroot (the trixie chroot holding HTCondor)")

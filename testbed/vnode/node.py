@@ -1,9 +1,10 @@
 """The Node object: interLink's labels and taint, capacity, addresses, Ready condition.
 
-Nobody else maintains it here (the node-lifecycle controller is off in the testbed), so
-the agent does what the VK and that controller would: it removes the not-ready taint the
-API server adds to a new Node, keeps Ready in step with the batch system's ping, and while
-NotReady adds `node.kubernetes.io/not-ready:NoSchedule` so that new pods stay unscheduled.
+The node-lifecycle controller runs, as in a real cluster: it owns the `node.kubernetes.io/*`
+taints (not-ready/unreachable, NoSchedule and NoExecute) from the Ready condition and the
+heartbeat, and evicts pods whose toleration of the NoExecute ones runs out (every pod gets
+300 s from the DefaultTolerationSeconds admission plugin unless it says otherwise). The
+agent, like the VK, writes only its own taints and the status; it keeps the controller's.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from .kube import ApiError, Kube
 log = logging.getLogger(__name__)
 
 INTERLINK_TAINT = {"key": "virtual-node.interlink/no-schedule", "value": "true", "effect": "NoSchedule"}
-NOT_READY_TAINT = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class NodeSpec:
         return {
             **self.extra_labels,
             "alpha.service-controller.kubernetes.io/exclude-balancer": "true",
+            "kubernetes.io/arch": "virtual-kubelet",
             "kubernetes.io/os": "virtual-kubelet",
             "kubernetes.io/hostname": self.name,
             "kubernetes.io/role": "agent",
@@ -50,8 +51,15 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def desired_taints(ready: bool, extra: tuple[dict[str, str], ...] = ()) -> list[dict[str, str]]:
-    return [INTERLINK_TAINT, *extra] if ready else [INTERLINK_TAINT, *extra, NOT_READY_TAINT]
+CONTROLLER_TAINT_PREFIX = "node.kubernetes.io/"  # the node-lifecycle controller's
+
+
+def desired_taints(
+    existing: list[dict[str, Any]] | None, extra: tuple[dict[str, str], ...] = ()
+) -> list[dict[str, Any]]:
+    """The VK's taints plus whatever the node-lifecycle controller has set."""
+    kept = [t for t in existing or [] if str(t.get("key", "")).startswith(CONTROLLER_TAINT_PREFIX)]
+    return [INTERLINK_TAINT, *extra, *kept]
 
 
 def parse_taint(text: str) -> dict[str, str]:
@@ -140,11 +148,12 @@ class NodeKeeper:
                 log.warning("node %s is now %s: %s", self._spec.name, "Ready" if ready else "NotReady", message)
             self._ready = ready
             self._transition = now()
+        existing = (self._kube.get(self._path).get("spec") or {}).get("taints")
         self._kube.patch(
             self._path,
             {
                 "metadata": {"labels": self._spec.labels()},
-                "spec": {"taints": desired_taints(ready, self._spec.extra_taints)},
+                "spec": {"taints": desired_taints(existing, self._spec.extra_taints)},
             },
         )
         self._kube.patch(

@@ -7,8 +7,9 @@ Two layers, as in interLink itself:
 - `vk_merge` is how the virtual kubelet folds that answer into the pod status: it
   overwrites every terminated reason with "Completed" or "Error: <code>", and sets phase,
   pod reason and conditions (Running -> [Ready=True] only; Succeeded appends Ready=False).
-Plus the statuses the VK writes by itself: the initial Pending, ProviderFailed, and the
-ConfigMap/Secret wait ("Initializing", then "CFGMaps/Secrets not found").
+Plus the statuses the VK writes by itself: the initial Pending (containers waiting `Remote
+pod submitted` come with the next update), ProviderFailed, and the ConfigMap/Secret wait
+("Initializing", then "CFGMaps/Secrets not found"). When these are written is statusloop.py's.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ CFG_TIMEOUT_ERROR = "unable to retrieve ConfigMaps or Secrets after 5m. Check lo
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
 # The plugin matches this on squeue's compact state; the first alternative that matches at
-# the leftmost position wins, so e.g. "NF" (node fail) reads as "F", "CA" matches nothing.
+# the leftmost position wins, so e.g. "NF" (node fail) reads as "F", "CA" matches nothing,
+# and "CF" (configuring: nodes being set up, the job has not started) reads as "F": the
+# plugin answers terminated with squeue's exit code (0), so the pod Succeeds before it ran.
 _STATE = re.compile(r"CD|CG|F|OOM|PD|PR|R|ST|S|TO")
 _WAITING, _RUNNING = ("PD", "S"), ("R", "CG")
 
@@ -185,7 +188,8 @@ def _specs(pod: dict[str, Any], key: str) -> list[dict[str, Any]]:
 
 
 def initial_status(pod: dict[str, Any], now: str, ip: str) -> dict[str, Any]:
-    """What the VK writes as soon as it accepts a pod, before the plugin is called."""
+    """What the VK writes as soon as it accepts a pod, before the plugin is called: Pending,
+    and no containerStatuses (CreatePod's setPodInitialStatus notifies before it appends them)."""
     initialized = "False" if _specs(pod, "initContainers") else "True"
     return {
         "phase": "Pending",
@@ -193,11 +197,21 @@ def initial_status(pod: dict[str, Any], now: str, ip: str) -> dict[str, Any]:
         "podIP": ip,
         "startTime": now,
         "conditions": _conditions(initialized, "False", "True"),
-        "containerStatuses": [
+    }
+
+
+def created_status(current: dict[str, Any], pod: dict[str, Any]) -> dict[str, Any]:
+    """The VK's copy of the pod after CreatePod: every container waiting `Remote pod submitted`.
+
+    They reach the API server with the VK's next update of the pod (the JobID annotation
+    after a successful create, the "Initializing" phase while a volume is missing)."""
+    status = copy.deepcopy(current)
+    if not status.get("containerStatuses"):
+        status["containerStatuses"] = [
             {**_container(c["name"], {"waiting": dict(REMOTE_SUBMITTED)}, False), "image": c.get("image", "")}
             for c in _specs(pod, "containers")
-        ],
-    }
+        ]
+    return status
 
 
 def provider_failed_status(pod: dict[str, Any], message: str, now: str, ip: str) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def test_slurm_controller_down_for_a_minute(testbed: Testbed, workdir: Path):
 
 
 def test_virtual_node_down_then_back_readopts_its_pods(testbed: Testbed, workdir: Path):
-    many_jobs(workdir, 4, 10)
+    many_jobs(workdir, 4, 40)  # longer than the outage: the node must report them
     proc = testbed.start_snakemake(workdir)
     assert wait_until(
         lambda: (
@@ -117,13 +117,101 @@ def test_virtual_node_down_then_back_readopts_its_pods(testbed: Testbed, workdir
         timeout=120,
     )
     subprocess.run([CTL, "stop", testbed.node], check=True)
-    time.sleep(25)  # the Slurm jobs finish meanwhile; nobody reports it
+    time.sleep(25)
     assert proc.poll() is None, "the run waits for the node"
     subprocess.run([CTL, "start"], check=True)
     out, _ = proc.communicate(timeout=600)
     print(out[-3000:])
     assert proc.returncode == 0
     assert ran_once(workdir, 4), "re-adopted through JobID, not resubmitted"
+
+
+def bare_pod(testbed: Testbed, name: str, toleration_seconds: int) -> None:
+    """A pod as Kubernetes' defaults would make it, with a short not-ready/unreachable
+    toleration standing for the 300 s that DefaultTolerationSeconds gives every pod."""
+    tolerations = [
+        {"key": "virtual-node.interlink/no-schedule", "operator": "Exists"},
+        *(
+            {
+                "key": f"node.kubernetes.io/{kind}",
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": toleration_seconds,
+            }
+            for kind in ("not-ready", "unreachable")
+        ),
+    ]
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "labels": {"app.kubernetes.io/managed-by": "snakemake"},
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "nodeName": testbed.node,
+            "tolerations": tolerations,
+            "containers": [{"name": "c", "image": "x", "command": ["sleep", "300"]}],
+        },
+    }
+    testbed.admin.request(
+        "POST", f"/api/v1/namespaces/{testbed.namespace}/pods", body=manifest
+    )
+
+
+def deleting(testbed: Testbed, name: str) -> bool:
+    pod = next((p for p in testbed.pods() if p["metadata"]["name"] == name), None)
+    return pod is not None and bool(pod["metadata"].get("deletionTimestamp"))
+
+
+def test_jobs_ride_out_a_virtual_node_outage_that_evicts_other_pods(
+    testbed: Testbed, workdir: Path
+):
+    """The node-lifecycle controller taints a silent node and evicts pods whose
+    toleration runs out (Kubernetes' default: 300 s, which would kill hours-long jobs
+    during an interLink restart and orphan their batch jobs). The executor's pods
+    tolerate the outage (--interlink-node-outage-tolerance) and finish once the
+    node is back."""
+    many_jobs(workdir, 2, 120)
+    proc = testbed.start_snakemake(workdir)
+    assert wait_until(
+        lambda: (
+            sum(
+                bool((p["metadata"].get("annotations") or {}).get("JobID"))
+                for p in testbed.pods()
+            )
+            == 2
+        ),
+        timeout=120,
+    )
+    bare_pod(testbed, "evicted-by-default", toleration_seconds=5)
+    assert wait_until(
+        lambda: any(
+            (p["metadata"].get("annotations") or {}).get("JobID")
+            for p in testbed.pods()
+            if p["metadata"]["name"] == "evicted-by-default"
+        ),
+        timeout=60,
+    )
+    subprocess.run([CTL, "stop", testbed.node], check=True)
+    try:
+        # node-monitor-grace-period (40 s), then the unreachable taint, then 5 s
+        assert wait_until(
+            lambda: deleting(testbed, "evicted-by-default"), timeout=120
+        ), "the node-lifecycle controller did not evict the pod with a short toleration"
+        jobs = [
+            p["metadata"]["name"]
+            for p in testbed.pods()
+            if p["metadata"]["name"] != "evicted-by-default"
+        ]
+        assert len(jobs) == 2 and not any(deleting(testbed, name) for name in jobs)
+    finally:
+        subprocess.run([CTL, "start"], check=True)
+    out, _ = proc.communicate(timeout=600)
+    print(out[-3000:])
+    assert proc.returncode == 0, "the executor's jobs were evicted"
+    assert ran_once(workdir, 2)
 
 
 def test_virtual_node_down_fails_waiting_jobs_after_the_timeout(

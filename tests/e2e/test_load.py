@@ -39,6 +39,7 @@ def local_mode_node():
             **os.environ,
             "TESTBED_VNODE_MODE": "local",
             "TESTBED_VNODE_ARGS": "--pods 500",
+            "TESTBED_VNODE_STATUS": "fast",  # the executor alone, not interLink's status delays
         },
     )
     yield
