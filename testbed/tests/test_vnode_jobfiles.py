@@ -77,12 +77,12 @@ def test_config_volumes_are_materialised_under_the_job_dir(tmp_path: Path) -> No
                 ],
             }
         ],
-        [{"name": "cfg", "secret": {"secretName": "s"}}, {"name": "scratch", "emptyDir": {}}],
+        [{"name": "cfg", "secret": {"secretName": "s", "defaultMode": 0o400}}, {"name": "scratch", "emptyDir": {}}],
     )
     prepare_mounts(pod, pod["spec"]["containers"][0], job, {"cfg": {"token": "t0p", "sub/x": "y"}})
     assert (job / "etc/app/token").read_text() == "t0p"
     assert (job / "etc/app/sub/x").read_text() == "y"
-    assert oct((job / "secrets/cfg/token").stat().st_mode & 0o777) == "0o600"
+    assert oct((job / "secrets/cfg/token").stat().st_mode & 0o777) == "0o400"  # the volume's defaultMode
     assert (job / "scratch").is_dir()
 
 
@@ -118,7 +118,9 @@ def test_job_script_runs_containers_in_job_dir_with_clean_env(tmp_path: Path) ->
     assert (job_dir / "run-side.status").read_text() == "4\n"  # host env is not passed into the "container"
     assert info == JobInfo("F", str(4 << 8))  # exits with the highest code, reported as squeue would
     assert "End of script, highest exit code 4" in (job_dir / "job.out").read_text()
-    assert oct(os.stat(job_dir / "main_envfile.properties").st_mode & 0o777) == "0o600"
+    assert (
+        oct(os.stat(job_dir / "main_envfile.properties").st_mode & 0o777) == "0o644"
+    )  # world-readable, as the plugin writes it
     assert "it's" not in (job_dir / "job.sh").read_text()  # values stay in the env file
 
 

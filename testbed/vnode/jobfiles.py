@@ -65,7 +65,7 @@ def prepare_mounts(
         if "configMap" in volume or "secret" in volume or "projected" in volume:
             kind = "configMaps" if "configMap" in volume else "secrets" if "secret" in volume else "projectedVolumeMaps"
             target = job_dir / kind / volume["name"]
-            _write_files(target, volume_data.get(volume["name"], {}), 0o600 if kind == "secrets" else 0o644)
+            _write_files(target, volume_data.get(volume["name"], {}), _file_mode(volume))
             _link_at_mount_path(job_dir, target, mount_path)
             binds.append(f"{target}:{mount_path}")
         elif "emptyDir" in volume:
@@ -93,11 +93,24 @@ def prepare_mounts(
     return binds
 
 
+def _file_mode(volume: dict[str, Any]) -> int:
+    """A ConfigMap/Secret volume's files get its defaultMode (the API server's default:
+    0644), as the plugin's mountData writes them; projected volumes get 0644."""
+    source = volume.get("secret") or volume.get("configMap") or {}
+    return int(source.get("defaultMode", 0o644)) & 0o777
+
+
+_UMASK = 0o022  # the usual umask of the plugin's service
+
+
 def write_env_file(directory: Path, container: str, pairs: list[tuple[str, str]]) -> Path:
-    """The container's resolved environment, readable by the job's owner only (it may
-    hold Secret values), as both interLink plugins write it."""
+    """The container's resolved environment, Secret values included, as the Slurm plugin
+    writes it: `os.Create`, so 0666 minus the umask, i.e. 0644, readable by every user of
+    the site (prepare.go `prepareEnvs`). The HTCondor plugin puts the same values as
+    `--env` words into a 0777 executable, which is no better."""
     path = directory / f"{container}_envfile.properties"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666 & ~_UMASK)
+    os.fchmod(fd, 0o666 & ~_UMASK)
     with os.fdopen(fd, "wb") as handle:
         handle.write(sbatch.env_file_content(pairs))
     return path

@@ -3,13 +3,16 @@ twice, leaves nothing behind and leaks no secret."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import Testbed, wait_until
+from .conftest import STATE, Testbed, wait_until
+
+JOBS = STATE / "vnode" / "jobs"  # the Slurm plugin's DataRootFolder on the testbed
 
 MARKER = "s3cr3t-MARKER-'quoted' \"double\" $dollar `tick`\nline two ünïcödé ✓"
 MARKER_PROBE = "s3cr3t-MARKER"
@@ -45,13 +48,21 @@ rule env:
         env={"SNAKEJOB_MARKER": MARKER},
     )
     seen_specs: list = []
+    env_files: dict[str, tuple[int, bytes]] = {}
 
     def snapshot() -> bool:
         seen_specs.extend(testbed.pods())
+        # what the site's disk holds while the job runs (docs/further.md warns of it)
+        for path in JOBS.glob(f"{testbed.namespace}-*/snakejob_envfile.properties"):
+            with contextlib.suppress(OSError):
+                env_files[str(path)] = (path.stat().st_mode & 0o777, path.read_bytes())
         return proc.poll() is not None
 
     assert wait_until(snapshot, timeout=180)
     assert seen_specs, "the pod was seen while it ran"
+    ((mode, content),) = env_files.values()
+    assert mode == 0o644, "the Slurm plugin writes the env file with os.Create"
+    assert b"SNAKEJOB_MARKER=" in content
     out, _ = proc.communicate(timeout=180)
     assert proc.returncode == 0, out[-3000:]
     assert (workdir / "env.bin").read_bytes() == MARKER.encode()
