@@ -2,6 +2,9 @@
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -196,3 +199,60 @@ def test_pod_names_are_short_and_unique_per_attempt():
 def test_scripts_quote_the_workdir(run):
     script = job_script("true", run, "/tmp/it's here")
     assert script.splitlines()[0] == "cd '/tmp/it'\"'\"'s here' || exit 1"
+
+
+def htcondor_plugin_executable(command: list[str]) -> str:
+    """The job executable as interLink's HTCondor plugin writes it (handles.py, HEAD
+    6f5ee3e): the word after one containing "-c" wrapped in double quotes, the words
+    joined by spaces, empty quote pairs and runs of spaces squeezed."""
+    words = list(command)
+    for i in range(1, len(words)):
+        if "-c" in words[i - 1]:
+            words[i] = '"' + words[i] + '"'
+    line = re.sub(r" {2,}", " ", re.sub(r'\s*""\s*', " ", " ".join(words)))
+    return "#!/bin/bash\n\n" + line.strip()
+
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_the_job_script_survives_the_htcondor_plugins_quoting(tmp_path, code):
+    workdir = tmp_path / 'it\'s a "dir"'
+    workdir.mkdir()
+    exit_dir = workdir / ".snakemake" / "interlink_exit"
+    exit_dir.mkdir(parents=True)
+    run = RunContext(
+        run_id="r",
+        namespace="ns",
+        workdir=str(workdir),
+        image="i",
+        exit_dir=str(exit_dir),
+    )
+    command = (
+        "printf '%s|%s\\n' \"$HOME\" `echo tick` > out.txt; "
+        f"echo 'two  spaces' >> out.txt; sh -c 'exit {code}'"
+    )
+    settings = CheckedSettings(flavour="htcondor")
+    manifest, _ = pod_for_job(spec(command=command), settings, run)
+    argv = manifest["spec"]["containers"][0]["command"]
+    executable = tmp_path / "job.sh"
+    executable.write_text(htcondor_plugin_executable(argv))
+    path = f"{Path(sys.executable).parent}:/usr/bin:/bin"  # `python` as in the image
+    done = subprocess.run(
+        ["bash", str(executable)],
+        env={"HOME": "/home/job", "PATH": path},
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == code, done.stderr
+    assert (workdir / "out.txt").read_text() == "/home/job|tick\ntwo  spaces\n"
+    assert (exit_dir / manifest["metadata"]["name"]).read_text() == f"{code}\n"
+
+
+def test_a_plain_script_would_not_survive_it(tmp_path):
+    """Why the encoding is needed: the same quoting breaks `$?` and quotes."""
+    script = 'sh -c "exit 3"\nstatus=$?\necho $status > marker'
+    executable = tmp_path / "job.sh"
+    executable.write_text(htcondor_plugin_executable(["/bin/sh", "-c", script]))
+    subprocess.run(["bash", str(executable)], cwd=tmp_path, check=False)
+    marker = tmp_path / "marker"
+    assert not marker.exists() or marker.read_text() != "3\n"
