@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from .completion import ExitMarkers
+from .completion import JobEnds
 from .kube import Forbidden, KubeClient, NotFound, Unauthorized
 from .progress import Progress
 from .settings import CheckedSettings
@@ -34,10 +34,10 @@ class StatusBoard:
         kube: KubeClient,
         namespace: str,
         settings: CheckedSettings,
-        markers: ExitMarkers | None = None,
+        ends: JobEnds | None = None,
     ):
         self._tracker = tracker
-        self._markers = markers
+        self._ends = ends
         self._kube = kube
         self._namespace = namespace
         self._unschedulable_timeout = settings.unschedulable_timeout
@@ -56,8 +56,9 @@ class StatusBoard:
     ) -> tuple[list[J], list[tuple[J, PodStatus]]]:
         """One status round: every job is either still active or finished with its
         status, never dropped. Costs no lookup when nothing can have changed; a job
-        that wrote its exit status (ExitMarkers) ends without waiting for its pod."""
-        ended = self._markers.ended() if self._markers else {}
+        that reported its exit status (completion.py) ends without waiting for its
+        pod."""
+        ended = self._ends.ended() if self._ends else {}
         if ended:  # a marker of a job not tracked here (another run's) changes nothing
             names = {pod_of(job) for job in jobs}
             ended = {name: code for name, code in ended.items() if name in names}
@@ -128,8 +129,8 @@ class StatusBoard:
         return max(0.0, (since - now).total_seconds() + min(timeouts)) + 0.01
 
     def forget(self, name: str) -> None:
-        if self._markers:
-            self._markers.collect(name)
+        if self._ends:
+            self._ends.collect(name)
         self._tracker.forget(name)
         self._cache.pop(name, None)
         self._missing_since.pop(name, None)

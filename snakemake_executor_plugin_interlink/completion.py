@@ -7,6 +7,9 @@ shared-filesystem mode every job's script therefore ends by writing its command'
 status to `<workdir>/.snakemake/interlink_exit/<pod>`, by rename so that a reader never
 sees half a file, and the executor lists that one directory each status round: the
 entries are the ends not yet collected, so a round costs O(changes), and no request.
+Without a shared filesystem, the script prints an end line instead (`end_line`), and
+`LogProbe` reads the last bytes of running jobs' logs, which interLink serves from the
+job's files, at a bounded rate: requests per second, never per job and round.
 Pod status stays the authority for everything before the command runs.
 """
 
@@ -15,9 +18,28 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import threading
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
+
+from .kube import KubeClient, KubeError
+from .pod import end_line_pattern
 
 EXIT_DIR = Path(".snakemake", "interlink_exit")
+
+
+class JobEnds(Protocol):
+    """Where a status round learns which jobs ended, besides their pods."""
+
+    def ended(self) -> dict[str, int]:
+        """Pod name -> exit status of each job whose end was seen, not yet collected."""
+        ...
+
+    def collect(self, pod: str) -> None:
+        """The job's end was reported."""
+        ...
 
 
 class ExitMarkers:
@@ -53,3 +75,100 @@ class ExitMarkers:
         """The job's end was reported: its marker has served."""
         with contextlib.suppress(OSError):
             (self.directory / pod).unlink(missing_ok=True)
+
+
+PROBE_BYTES = 512  # the end line and some margin: a probe moves little
+FAILURE_PAUSE = 60.0  # seconds without probes after a streak of failed ones
+FAILURE_STREAK = 10
+
+
+class LogProbe:
+    """Reads the end of running jobs' logs, round robin, at most `rate` per second, in
+    a thread of its own so that a slow log never holds up a status round."""
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        namespace: str,
+        container: str,
+        rate: float,
+        submitted: Callable[[str], bool],
+        insecure_backend: bool = False,
+    ) -> None:
+        self._kube = kube
+        self._namespace = namespace
+        self._container = container
+        self._interval = 1.0 / rate
+        self._submitted = submitted  # only a submitted job can have ended
+        self._insecure = insecure_backend
+        self._queue: deque[str] = deque()
+        self._tracked: set[str] = set()
+        self._ended: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="interlink-log-probe", daemon=True
+        )
+        self._failures = 0
+        self.requests = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def track(self, pod: str) -> None:
+        with self._lock:
+            if pod not in self._tracked:
+                self._tracked.add(pod)
+                self._queue.append(pod)
+
+    def ended(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._ended)
+
+    def collect(self, pod: str) -> None:
+        with self._lock:
+            self._tracked.discard(pod)
+            self._ended.pop(pod, None)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            pod = self.next_pod()
+            if pod is not None:
+                self.probe(pod)
+            if self._failures >= FAILURE_STREAK:  # logs not served: ask less
+                self._failures = 0
+                self._stop.wait(FAILURE_PAUSE)
+
+    def next_pod(self) -> str | None:
+        """The next pod in the rotation whose job may have ended; O(1) per probe but
+        for pods skipped on the way (collected or not submitted yet)."""
+        with self._lock:
+            for _ in range(len(self._queue)):
+                pod = self._queue.popleft()
+                if pod not in self._tracked:
+                    continue  # collected: out of the rotation
+                self._queue.append(pod)
+                if pod not in self._ended and self._submitted(pod):
+                    return pod
+        return None
+
+    def probe(self, pod: str) -> None:
+        self.requests += 1
+        try:
+            text = self._kube.pod_log(
+                self._namespace, pod, self._container, PROBE_BYTES, self._insecure
+            )
+        except KubeError:
+            self._failures += 1
+            return
+        self._failures = 0
+        found = end_line_pattern(pod).findall(text)
+        if found:
+            with self._lock:
+                if pod in self._tracked:
+                    self._ended[pod] = int(found[-1])

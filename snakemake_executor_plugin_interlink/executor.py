@@ -21,7 +21,7 @@ from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import SharedFSUsage
 
 from .board import StatusBoard
-from .completion import ExitMarkers
+from .completion import ExitMarkers, LogProbe
 from .kube import (
     Forbidden,
     KubeClient,
@@ -32,6 +32,7 @@ from .kube import (
 )
 from .logs import command_exit_status, log_path, store_log, tail, wildcards_text
 from .pod import (
+    CONTAINER,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     OUTPUTS_ANNOTATION,
@@ -46,7 +47,7 @@ from .pod import (
 from .progress import Progress
 from .report import JobRow, jobs_tsv, timeline_html
 from .settings import CheckedSettings
-from .status import PodStatus, State, classify_pod
+from .status import PodStatus, State, classify_pod, may_have_ended
 from .tracker import PodTracker
 
 SECRET_LIMIT_BYTES = 1024 * 1024 - 4096  # a Secret holds 1 MiB, minus metadata
@@ -122,8 +123,13 @@ class Executor(RemoteExecutor):
         )
         self.tracker.start()
         self.next_seconds_between_status_checks = self.settings.status_interval
+        self.probe = self._log_probe() if self.markers is None else None
         self.board = StatusBoard(
-            self.tracker, self.kube, self.namespace, self.settings, self.markers
+            self.tracker,
+            self.kube,
+            self.namespace,
+            self.settings,
+            self.markers or self.probe,
         )
         self._kept: set[str] = set()
         self._rows: list[JobRow] = []  # the run report
@@ -148,6 +154,23 @@ class Executor(RemoteExecutor):
             )
             return None
         return markers
+
+    def _log_probe(self) -> LogProbe | None:
+        """Without a shared filesystem, jobs print their end; read it at a bounded
+        rate from the logs of submitted pods."""
+        if not self.settings.log_probe_rate:
+            return None
+
+        probe = LogProbe(
+            self.kube,
+            self.namespace,
+            CONTAINER,
+            self.settings.log_probe_rate,
+            lambda name: may_have_ended(self.tracker.get(name)),
+            self.settings.insecure_log_backend,
+        )
+        probe.start()
+        return probe
 
     # -- what jobs run as --------------------------------------------------------
 
@@ -307,6 +330,8 @@ class Executor(RemoteExecutor):
                 SubmittedJobInfo(job, external_jobid=name, aux={"pod": name})
             )
             self.progress.submitted(name)
+            if self.probe:
+                self.probe.track(name)
         jobs = [job for job in jobs if all(job is not r for r, _ in resumed)]
         for job in jobs:
             self.run_job_pre(job)
@@ -328,6 +353,8 @@ class Executor(RemoteExecutor):
             self.tracker.observe(result)
             self.report_job_submission(info)
             self.progress.submitted(name)
+            if self.probe:
+                self.probe.track(name)
 
     def _pod_to_resume(self, job: JobExecutorInterface) -> dict[str, Any] | None:
         """A pod that an earlier, killed run in this directory left for the same
@@ -460,6 +487,8 @@ class Executor(RemoteExecutor):
         a status round Snakemake hands over an empty list."""
         self._cancelling = True
         self.tracker.stop()
+        if self.probe:
+            self.probe.stop()
         # a wide submission may still be creating pods: stop it before deleting
         self._pool.shutdown(wait=True, cancel_futures=True)
         try:
@@ -550,6 +579,8 @@ class Executor(RemoteExecutor):
             return
         self._closed = True
         self.tracker.stop()
+        if self.probe:
+            self.probe.stop()
         ours = [
             pod["metadata"]["name"]
             for pod in self.tracker.pods()

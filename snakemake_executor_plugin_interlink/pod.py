@@ -38,6 +38,19 @@ CONTAINER = "snakejob"
 NODE_OUTAGE_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 PIP_DEPLOYMENTS = ".snakemake/pip-deployments"  # on Snakemake's sys.path
 
+# what a job prints last without a shared filesystem (completion.LogProbe reads it)
+END_LINE = "[interlink] end of pod {pod}: exit status {status}"
+
+
+def end_line_pattern(pod: str) -> re.Pattern[str]:
+    """The end line of this pod only: a job cannot end another, and a rule that prints
+    something similar does not end its own job early."""
+    return re.compile(
+        r"^\[interlink\] end of pod " + re.escape(pod) + r": exit status (\d+)$",
+        re.MULTILINE,
+    )
+
+
 _LABEL_INVALID = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -135,13 +148,16 @@ def job_script(
                 "|| exit 1"
             )
     lines.append(command)
-    if run.exit_dir and pod:
-        marker = shlex.quote(f"{run.exit_dir}/{pod}")
-        lines += [
-            "status=$?",
-            f"echo $status >{marker}.tmp && mv -f {marker}.tmp {marker}",
-            "exit $status",
-        ]
+    if pod:
+        lines.append("status=$?")
+        if run.exit_dir:
+            marker = shlex.quote(f"{run.exit_dir}/{pod}")
+            lines.append(f"echo $status >{marker}.tmp && mv -f {marker}.tmp {marker}")
+        else:
+            lines.append(
+                "echo " + shlex.quote(END_LINE.format(pod=pod, status="")) + "$status"
+            )
+        lines.append("exit $status")
     return "\n".join(lines)
 
 

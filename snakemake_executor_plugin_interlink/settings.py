@@ -138,6 +138,12 @@ class ExecutorSettings(ExecutorSettingsBase):
         "orphan their batch jobs. 0: never evicted.",
         86400,
     )
+    log_probe_rate: float = _setting(
+        "Without a shared filesystem: log requests per second (in all) that look for "
+        "the end line of running jobs, since interLink refreshes a pod's status only "
+        "about every N x 10 s with N running pods. 0: wait for the pod status.",
+        2.0,
+    )
     status_interval: float = _setting(
         "Longest wait in seconds between two status rounds; a round starts earlier as "
         "soon as a pod changes. Rounds read a watched local view: no request per job.",
@@ -250,6 +256,7 @@ class CheckedSettings(BaseModel):
     deploy_storage_plugins: bool = False
     pod_network: bool = False
     node_outage_tolerance: NonNegativeInt = 86400
+    log_probe_rate: Annotated[float, Field(ge=0, le=50)] = 2.0
     status_interval: PositiveSeconds = 1.0
     relist_interval: PositiveInt = 300
     unschedulable_timeout: NonNegativeInt = 600

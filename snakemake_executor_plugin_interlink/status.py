@@ -155,6 +155,18 @@ def classify_pod(
     return PodStatus(State.WAITING, reason, **times)
 
 
+def may_have_ended(pod: dict[str, Any] | None) -> bool:
+    """Whether the pod's job reached the site and the pod does not yet tell how it
+    ended: only then can a probe of its log find an end."""
+    if pod is None or pod["metadata"].get("deletionTimestamp"):
+        return False
+    submitted = bool((pod["metadata"].get("annotations") or {}).get(JOB_ID_ANNOTATION))
+    return submitted and (pod.get("status") or {}).get("phase") not in (
+        "Succeeded",
+        "Failed",
+    )
+
+
 def status_from_exit(
     pod: PodStatus | None, code: int, now: datetime | None = None
 ) -> PodStatus:

@@ -3,14 +3,21 @@ status only after the command ended, and a status round picks it up without a re
 and without waiting for the virtual kubelet to update the pod."""
 
 import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from snakemake_executor_plugin_interlink.board import StatusBoard
-from snakemake_executor_plugin_interlink.completion import ExitMarkers
-from snakemake_executor_plugin_interlink.pod import RunContext, job_script
+from snakemake_executor_plugin_interlink.completion import ExitMarkers, LogProbe
+from snakemake_executor_plugin_interlink.kube import ClusterAccess, KubeClient
+from snakemake_executor_plugin_interlink.pod import (
+    RunContext,
+    end_line_pattern,
+    job_script,
+)
 from snakemake_executor_plugin_interlink.settings import CheckedSettings
 from snakemake_executor_plugin_interlink.status import (
     PodStatus,
@@ -52,9 +59,82 @@ def test_the_status_is_written_only_after_the_command_ended(tmp_path):
     assert markers.ended() == {"snakejob-r-1-1": 0}
 
 
-def test_without_an_exit_dir_the_script_is_only_the_command():
-    run = RunContext(run_id="r", namespace="ns", workdir="/w", image="i")
-    assert "status=" not in job_script("true", run, "/w", "p")
+@pytest.mark.parametrize("code", [0, 4])
+def test_without_an_exit_dir_the_script_prints_its_pods_end_line(tmp_path, code):
+    run = RunContext(
+        run_id="r", namespace="ns", workdir=str(tmp_path), image="i", shared_fs=False
+    )
+    script = job_script(f"sh -c 'exit {code}'", run, run.workdir, "snakejob-r-1-1")
+    done = subprocess.run(
+        ["/bin/sh", "-c", script], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == code
+    assert end_line_pattern("snakejob-r-1-1").findall(done.stdout) == [str(code)]
+    assert end_line_pattern("snakejob-r-1-11").findall(done.stdout) == []
+
+
+def probe_against(logs: dict[str, str], submitted=lambda name: True):
+    seen = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        name = request.url.path.split("/")[-2]
+        seen.append((name, dict(request.url.params)))
+        if name not in logs:
+            return httpx.Response(500, text="NOT IMPLEMENTED")
+        return httpx.Response(200, text=logs[name])
+
+    access = ClusterAccess(server="https://k8s.test", namespace="ns", source="test")
+    kube = KubeClient(access, transport=httpx.MockTransport(answer))
+    return LogProbe(kube, "ns", "snakejob", 1.0, submitted), seen
+
+
+def test_a_probe_reads_only_the_end_of_a_log_and_only_its_own_end_line():
+    probe, seen = probe_against(
+        {
+            "a": "work\n[interlink] end of pod a: exit status 0\n",
+            "b": "[interlink] end of pod a: exit status 0\nstill working\n",
+            "c": "[interlink] end of pod c: exit status 2\n",
+        }
+    )
+    for name in "abc":
+        probe.track(name)
+    for _ in range(3):
+        probe.probe(probe.next_pod())
+    assert probe.ended() == {"a": 0, "c": 2}
+    assert all(
+        params == {"container": "snakejob", "limitBytes": "512"} for _, params in seen
+    )
+    probe.collect("a")
+    assert probe.ended() == {"c": 2}
+
+
+def test_the_rotation_skips_ended_collected_and_unsubmitted_pods():
+    submitted = {"a", "c"}
+    probe, _ = probe_against({}, lambda name: name in submitted)
+    for name in "abcd":
+        probe.track(name)
+    assert [probe.next_pod() for _ in range(4)] == ["a", "c", "a", "c"]
+    probe.collect("a")
+    submitted.add("d")
+    assert [probe.next_pod() for _ in range(3)] == ["d", "c", "d"]
+    probe.collect("c")
+    probe.collect("d")
+    assert probe.next_pod() is None
+
+
+def test_probes_run_at_the_rate_in_their_own_thread():
+    probe, seen = probe_against({"a": "[interlink] end of pod a: exit status 0\n"})
+    probe._interval = 0.01
+    probe.track("a")
+    probe.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not probe.ended() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        probe.stop()
+    assert probe.ended() == {"a": 0}
+    assert len(seen) == 1, "an ended job is not probed again"
 
 
 def test_partial_and_foreign_files_are_not_ends(tmp_path):

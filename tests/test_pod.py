@@ -105,7 +105,7 @@ def test_shared_fs_binds_the_workdir_at_the_same_path_and_cds(settings, run):
     ]
     script = pod["containers"][0]["command"][2]
     assert script.splitlines()[0] == "cd '/data/project one' || exit 1"
-    assert script.splitlines()[-1] == "python -m snakemake"
+    assert script.splitlines()[1] == "python -m snakemake"
 
 
 def test_object_storage_mode_uses_a_scratch_dir_and_no_workdir_bind(settings, run):
