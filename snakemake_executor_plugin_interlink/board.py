@@ -12,13 +12,19 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .completion import JobEnds
 from .kube import Forbidden, KubeClient, NotFound, Unauthorized
 from .progress import Progress
 from .settings import CheckedSettings
-from .status import PodStatus, State, classify_pod, status_from_exit
+from .status import (
+    PodStatus,
+    State,
+    classify_pod,
+    running_deadline,
+    status_from_exit,
+)
 from .tracker import PodTracker
 
 J = TypeVar("J")  # a job as the caller knows it
@@ -112,14 +118,22 @@ class StatusBoard:
             status = classify_pod(
                 pod, now, self._unschedulable_timeout, self._pending_timeout
             )
-            recheck_at = clock + self._seconds_until_timeout(status, now)
+            recheck_at = clock + self._seconds_until_timeout(status, now, pod)
             self._cache[name] = (version, status, recheck_at)
         self._next_recheck = min(self._next_recheck, recheck_at)
         return status
 
-    def _seconds_until_timeout(self, status: PodStatus, now: datetime) -> float:
-        """How long a waiting pod's classification holds if the pod does not change:
-        until the earliest timeout that applies to it could expire."""
+    def _seconds_until_timeout(
+        self, status: PodStatus, now: datetime, pod: dict[str, Any] | None = None
+    ) -> float:
+        """How long a pod's classification holds if the pod does not change: until
+        the earliest timeout that applies to it could expire (a waiting pod's, or a
+        running pod's batch time limit)."""
+        if status.state == State.RUNNING:
+            deadline = running_deadline(pod) if pod else None
+            if deadline is None:
+                return math.inf
+            return max(0.0, (deadline - now).total_seconds()) + 0.01
         timeouts = [
             t for t in (self._unschedulable_timeout, self._pending_timeout) if t
         ]

@@ -31,6 +31,7 @@ RULE_ANNOTATION = "interlink.snakemake.io/rule"
 WILDCARDS_ANNOTATION = "interlink.snakemake.io/wildcards"
 ATTEMPT_ANNOTATION = "interlink.snakemake.io/attempt"
 OUTPUTS_ANNOTATION = "interlink.snakemake.io/outputs"
+TIME_LIMIT_ANNOTATION = "interlink.snakemake.io/time-limit-minutes"
 MESH_NETWORK_ANNOTATION = "interlink.eu/mesh-network"  # "disabled": no FullMesh set-up
 CONTAINER = "snakejob"
 # the node-lifecycle controller taints a node with these when its kubelet (interLink's
@@ -198,6 +199,8 @@ def pod_for_job(
         ATTEMPT_ANNOTATION: str(spec.attempt),
         OUTPUTS_ANNOTATION: spec.outputs_key,
     }
+    if res.time_limit_minutes is not None:
+        annotations[TIME_LIMIT_ANNOTATION] = str(res.time_limit_minutes)
     if not settings.pod_network:
         annotations[MESH_NETWORK_ANNOTATION] = "disabled"
     container: dict[str, Any] = {

@@ -151,6 +151,7 @@ class PodResources:
     node: str | None = None
     flavour: str = "slurm"
     warnings: tuple[str, ...] = ()
+    time_limit_minutes: int | None = None  # what the batch system enforces, if known
 
 
 def read_rule_resources(
@@ -230,6 +231,11 @@ def pod_resources(
         node=res.interlink_node,
         flavour=flavour,
         warnings=tuple(warnings),
+        time_limit_minutes=(
+            HTCONDOR_MAX_WALLTIME_MINUTES
+            if flavour == "htcondor"
+            else (math.ceil(res.runtime) if res.runtime is not None else None)
+        ),
     )
 
 

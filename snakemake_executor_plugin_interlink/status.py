@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from .pod import TIME_LIMIT_ANNOTATION
 
 JOB_ID_ANNOTATION = "JobID"  # written by interLink's virtual kubelet
 # the only container reasons the VK keeps (the Slurm plugin's Status.go); the job was
 # killed even when the pod Succeeded, e.g. a TIMEOUT whose exit code reads as 0
 KILLED_REASONS = frozenset({"SlurmJobTimeout", "OOMKilled"})
+# a Running pod this long past its batch time limit has lost its job: the batch system
+# surely ended it, but interLink no longer reports it (squeue forgets ended jobs after
+# Slurm's MinJobAge, and killed jobs leave no status file)
+LOST_JOB_GRACE_SECONDS = 600
 
 
 class State(enum.Enum):
@@ -104,6 +110,17 @@ def classify_pod(
             **times,
         )
     if phase == "Running":
+        deadline = running_deadline(pod, started)
+        if deadline is not None and now > deadline:
+            limit = (meta.get("annotations") or {})[TIME_LIMIT_ANNOTATION]
+            return PodStatus(
+                State.FAILED,
+                f"still Running {LOST_JOB_GRACE_SECONDS // 60} min after its batch "
+                f"time limit of {limit} min: the site ended the job (most likely at "
+                "the time limit or out of memory; raise runtime or mem_mb) but "
+                "interLink no longer reports it",
+                **times,
+            )
         return PodStatus(State.RUNNING, **times)
 
     # Pending (or Unknown): not scheduled yet, or queued at the site.
@@ -153,6 +170,22 @@ def classify_pod(
             **times,
         )
     return PodStatus(State.WAITING, reason, **times)
+
+
+def running_deadline(
+    pod: dict[str, Any], started: datetime | None = None
+) -> datetime | None:
+    """When a Running pod must have lost its batch job: its start plus the batch time
+    limit plus a grace; None when the limit or the start is unknown."""
+    limit = (pod.get("metadata", {}).get("annotations") or {}).get(
+        TIME_LIMIT_ANNOTATION
+    )
+    started = started or _started(
+        (pod.get("status") or {}).get("containerStatuses") or []
+    )
+    if not limit or not limit.isdigit() or started is None:
+        return None
+    return started + timedelta(minutes=int(limit), seconds=LOST_JOB_GRACE_SECONDS)
 
 
 def may_have_ended(pod: dict[str, Any] | None) -> bool:

@@ -52,6 +52,7 @@ FAILURE_PHRASES = [
     "could not be fetched",
     "were not re-attached",
     "are still being deleted",
+    "interLink no longer reports it",
 ]
 
 

@@ -231,3 +231,16 @@ def test_unknown_resources_are_ignored():
 )
 def test_durations(value, minutes):
     assert parse_minutes(value) == pytest.approx(minutes)
+
+
+@pytest.mark.parametrize(
+    ("resources", "flavour", "minutes"),
+    [
+        ({"runtime": 90}, "slurm", 90),
+        ({"runtime": "1h30m"}, "slurm", 90),
+        ({}, "slurm", None),  # the site's default: unknown here
+        ({"runtime": 10}, "htcondor", 60),  # the plugin's fixed MaxWallTimeMins
+    ],
+)
+def test_the_batch_time_limit_is_known_where_it_can_be(resources, flavour, minutes):
+    assert build(resources, flavour=flavour).time_limit_minutes == minutes

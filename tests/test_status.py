@@ -329,3 +329,38 @@ def test_real_pods_captured_on_the_testbed(name, state, words):
     assert status.state == state
     for word in words:
         assert word in status.reason
+
+
+def running_since(minutes_ago: float, limit: str | None):
+    annotations = {"JobID": "12"}
+    if limit is not None:
+        annotations["interlink.snakemake.io/time-limit-minutes"] = limit
+    return pod(
+        "Running",
+        annotations=annotations,
+        containers=[
+            {
+                "name": "snakejob",
+                "state": {"running": {"startedAt": ts(minutes_ago * 60)}},
+            }
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    ("minutes_ago", "limit", "state"),
+    [
+        (45, "30", State.FAILED),  # 30 min limit + 10 min grace passed
+        (35, "30", State.RUNNING),
+        (600, None, State.RUNNING),  # no known limit: waited on
+        (600, "", State.RUNNING),
+    ],
+)
+def test_a_pod_running_past_its_batch_time_limit_has_lost_its_job(
+    minutes_ago, limit, state
+):
+    status = classify_pod(running_since(minutes_ago, limit), NOW)
+    assert status.state == state
+    if state == State.FAILED:
+        assert "time limit of 30 min" in status.reason
+        assert "interLink no longer reports it" in status.reason
