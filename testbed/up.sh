@@ -8,7 +8,7 @@
 #   TESTBED_VNODE_MODE=local testbed/up.sh   # fast local mode (pods run as subprocesses)
 #   TESTBED_VNODE_POLL=5 TESTBED_VNODE_ARGS="--cfg-timeout 20" testbed/up.sh   # agent options
 #   TESTBED_HTCONDOR=0 TESTBED_S3=0 testbed/up.sh   # without HTCondor / S3 (on by default)
-#   TESTBED_HTCONDOR_VNODE_ARGS=--logs-not-implemented testbed/up.sh   # vk-htcondor options
+#   TESTBED_HTCONDOR_VNODE_ARGS="--plugin-build head" testbed/up.sh   # vk-htcondor options
 #
 # State, logs and pid files live in ${INTERLINK_TESTBED_STATE:-/tmp/interlink-testbed};
 # `source $STATE/env` gives the kubeconfigs, namespace and node name to tests and scripts.
@@ -256,7 +256,7 @@ if ((WANT_HTCONDOR)); then
   HTCONDOR_STATE=$STATE/vnode-htcondor
   mkdir -p "$HTCONDOR_STATE"
   chmod 755 "$HTCONDOR_STATE" # the submitting user must reach the job directories
-  # TESTBED_HTCONDOR_VNODE_ARGS: extra agent options, e.g. --logs-not-implemented
+  # TESTBED_HTCONDOR_VNODE_ARGS: extra agent options, e.g. --plugin-build head (default: working)
   # shellcheck disable=SC2206
   htcondor_cmd=(env PYTHONPATH="$TESTBED_DIR" PYTHONUNBUFFERED=1 "$PY" -m vnode
     --node "$HTCONDOR_NODE" --kubeconfig "$ADMIN_KUBECONFIG" --port "$HTCONDOR_KUBELET_PORT"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vnode.logs_server import LogError, logs_not_implemented, read_condor_logs, read_logs, render_logs
+from vnode.logs_server import LogError, read_condor_logs, read_logs, render_logs
 
 JOB = b"job line 1\njob line 2\n"
 CTN = b"out 1\nout 2\nout 3\n"  # 5 lines + the empty string after the last newline = 6 pieces
@@ -47,11 +47,17 @@ def test_both_limits_are_refused_as_interlink_does() -> None:
     assert info.value.status == 500 and "Status code: 400" in str(info.value)
 
 
-@pytest.mark.parametrize("reader", [read_condor_logs, logs_not_implemented])
-def test_both_limits_are_refused_on_htcondor_nodes_too(reader, tmp_path: Path) -> None:
+def test_both_limits_are_refused_on_htcondor_nodes_too(tmp_path: Path) -> None:
     with pytest.raises(LogError) as info:
-        reader(tmp_path, "ns/p", "main", 10, 10)
+        read_condor_logs(tmp_path, "ns/p", "main", 10, 10)
     assert "Status code: 400" in str(info.value)
+
+
+@pytest.mark.parametrize("directory", [None, Path("/nonexistent")])
+@pytest.mark.parametrize(("tail", "limit"), [(0, 0), (5, 0), (0, 1000000)])
+def test_htcondor_logs_are_not_implemented_with_http_200(directory: Path | None, tail: int, limit: int) -> None:
+    # handles.py LogsHandler (6f5ee3e l. 858-860): json.dumps("NOT IMPLEMENTED"), 200, for any pod
+    assert read_condor_logs(directory, "ns/p", "main", tail, limit) == b'"NOT IMPLEMENTED"'
 
 
 def test_job_not_started_is_an_empty_log(tmp_path: Path) -> None:

@@ -273,6 +273,8 @@ class FakeBackend:
         self.jobs: dict[str, Any] = {}
         self.dirs: dict[str, Path] = {}
         self.queries: list[list[str]] = []
+        self.refusal: str | None = None  # the VK refuses every create answer with this (HTCondor plugin HEAD)
+        self.cancelled: list[str] = []
 
     def write_job(self, root: Path, pod: dict[str, Any], *rest: Any) -> tuple[Path, int | None]:
         directory = root / f"{pod['metadata']['namespace']}-{pod['metadata']['uid']}"
@@ -284,6 +286,9 @@ class FakeBackend:
         self.dirs[job_id] = job_dir
         self.jobs[job_id] = JobInfo("PD", "0") if self.flavour == "slurm" else CondorJob(job_id, condor.IDLE)
         return job_id
+
+    def create_refusal(self, pod: dict[str, Any], job_id: str) -> str | None:
+        return self.refusal
 
     def finish(self, job_id: str, code: int = 0) -> None:
         if self.flavour == "slurm":
@@ -298,7 +303,7 @@ class FakeBackend:
         return {j: self.jobs[j] for j in job_ids if j in self.jobs}
 
     def cancel(self, job_id: str) -> None:
-        pass
+        self.cancelled.append(job_id)
 
     def adopt(self, job_id: str, job_dir: Path) -> None:
         pass
@@ -389,6 +394,29 @@ def test_agent_htcondor_has_no_plugin_cache(tmp_path: Path) -> None:
     drive(agent, clock, 9)
     done = sorted(first_time(kube, "Succeeded").values())
     assert len(done) == 3 and done[-1] < 5.2  # all in the first pass, one condor query per pod
+
+
+def test_agent_htcondor_head_build_fails_every_pod_while_its_job_runs(tmp_path: Path) -> None:
+    # interlink-htcondor-plugin 6f5ee3e answers /create with 201; interLink's VK refuses
+    # anything but 200 (execute.go createRequest) and fails the pod (handleRemoteExecutionFailure)
+    clock = Clock()
+    kube, backend = FakeKube(clock), FakeBackend(clock, "htcondor")
+    backend.refusal = "error doing createRequest() ... (HTTP 201) ..."
+    agent = Agent(AgentConfig(node="vk-test", state_dir=tmp_path), kube, backend, clock=clock, rng=random.Random(0))
+    agent._handle("ADDED", make_pod(0))
+    assert list(backend.jobs) == ["100"]  # the job was submitted
+    (_, _, pending), (_, _, failed) = kube.patches
+    assert pending["status"]["startTime"] and "containerStatuses" not in pending["status"]  # initial status
+    assert failed["status"]["phase"] == "Failed" and failed["status"]["reason"] == "ProviderFailed"
+    assert failed["status"]["message"] == backend.refusal
+    assert "metadata" not in failed  # no JobID annotation
+    backend.finish("100")
+    drive(agent, clock, 30)
+    assert backend.queries == []  # a terminal pod is never asked about again
+    deleted = make_pod(0)
+    deleted["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    agent._handle("MODIFIED", deleted)
+    assert backend.cancelled == ["100"]  # the VK's /delete reaches the plugin, which condor_rm's the job
 
 
 def test_agent_real_timing_keeps_a_running_pod_whose_job_squeue_forgot(tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ from types import FrameType
 
 from .agent import Agent, AgentConfig
 from .batch import make_backend
+from .htcondor import PLUGIN_BUILDS
 from .kube import Kube
 from .logs_server import (
     ensure_certificate,
-    logs_not_implemented,
     read_condor_logs,
     read_logs,
     serve,
@@ -45,10 +45,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--chroot", type=Path, help="htcondor: the chroot holding HTCondor (setup-chroot.sh)")
     parser.add_argument("--submit-user", default="tester", help="htcondor: the chroot's user that submits the jobs")
     parser.add_argument(
-        "--logs-not-implemented",
-        action="store_true",
-        help="htcondor: /containerLogs answers HTTP 500 'NOT IMPLEMENTED', as earlier HTCondor plugins do",
+        "--plugin-build",
+        choices=PLUGIN_BUILDS,
+        default="working",
+        help="htcondor: which interLink HTCondor plugin to stand in for: 'head' is 6f5ee3e as it is (its /create "
+        "answers 201, which the VK refuses: every pod ProviderFailed while its job runs); 'working' is the same "
+        "code with /create answering 200 (default). Both serve logs as '\"NOT IMPLEMENTED\"' (HTTP 200)",
     )
+    parser.add_argument(
+        "--command-prefix",
+        default="",
+        help="htcondor: the plugin's CommandPrefix (SidecarConfig.yaml; default empty), a line of the executable",
+    )
+    parser.add_argument("--logs-not-implemented", action="store_true", help=argparse.SUPPRESS)  # gone: see main()
     parser.add_argument(
         "--serving-certificate-pending",
         action="store_true",
@@ -110,6 +119,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.logs_not_implemented:
+        raise SystemExit(
+            "vnode: --logs-not-implemented is gone: no build of the HTCondor plugin answers logs with HTTP 500; "
+            'every build answers 200 "NOT IMPLEMENTED", which vk-htcondor now always does (see --plugin-build)'
+        )
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     labels = {}
@@ -138,7 +152,15 @@ def main(argv: list[str] | None = None) -> int:
         labels=labels,
         taints=taints,
     )
-    backend = make_backend(args.batch, args.chroot, args.submit_user, args.min_job_age)
+    backend = make_backend(
+        args.batch,
+        args.chroot,
+        args.submit_user,
+        args.min_job_age,
+        plugin_build=args.plugin_build,
+        container_path=config.container_path,
+        command_prefix=args.command_prefix,
+    )
     agent = Agent(config, Kube(args.kubeconfig), backend)
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -150,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     cert, key = ensure_certificate(config.state_dir, config.node, config.address)
     reader = read_logs
     if args.batch == "htcondor":
-        reader = logs_not_implemented if args.logs_not_implemented else read_condor_logs
+        reader = read_condor_logs
     if args.serving_certificate_pending:
         serve_without_certificate(config.address, config.port)
     else:
@@ -159,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.info(
         "node %s up: %s backend, status timing %s, logs on https://%s:%d, jobs in %s",
         config.node,
-        args.batch,
+        args.batch + (f" (plugin build {args.plugin_build})" if args.batch == "htcondor" else ""),
         (
             f"fast (every {config.poll:g}s)"
             if config.status_timing == "fast"

@@ -388,13 +388,25 @@ class Agent:
             job_id = self.backend.submit(record.job_dir, script, time_limit)
         except (jobfiles.ProviderError, SubmitError, BatchUnavailable, OSError, subprocess.SubprocessError) as exc:
             jobfiles.remove(record.job_dir)
-            log.warning("pod %s: create failed: %s", record.ref, str(exc).strip())
-            self._fail(record, vk_create_error(str(exc)))
+            log.warning("pod %s: create failed: %s", record.ref, str(exc).strip()[:2000])
+            self._fail(record, vk_create_error(str(exc), getattr(exc, "plugin_status", 504)))
             return
         jobfiles.record_submission(record.job_dir, record.pod, job_id)
         record.job_id = job_id
-        record.stage = Stage.SUBMITTED
         self._dirs[(record.meta["namespace"], record.meta["name"])] = record.job_dir
+        refusal = self.backend.create_refusal(record.pod, job_id)
+        if refusal is not None:
+            # the job was submitted and runs; the VK fails the pod without a JobID, never asks
+            # its status again, and cancels the job only when the pod is deleted
+            log.warning(
+                "pod %s: %s job %s submitted, but the VK refuses the plugin's answer: ProviderFailed, the job runs on",
+                record.ref,
+                self.backend.name,
+                job_id,
+            )
+            self._fail(record, refusal)
+            return
+        record.stage = Stage.SUBMITTED
         # the VK's UpdatePod after the plugin's create: JobID, and the containers' first statuses
         self._write_status(record, created_status(record.status, record.pod), annotations={"JobID": job_id})
         log.info("pod %s: submitted as %s job %s", record.ref, self.backend.name, job_id)

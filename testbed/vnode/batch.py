@@ -53,6 +53,11 @@ class Backend(Protocol):
 
     def submit(self, job_dir: Path, script: Path, time_limit: int | None) -> str: ...
 
+    def create_refusal(self, pod: dict[str, Any], job_id: str) -> str | None:
+        """The VK's error when it refuses the plugin's answer to a create that submitted
+        `job_id` (the job runs on regardless); None when it accepts it."""
+        ...
+
     def query(self, job_ids: list[str]) -> dict[str, Any]:
         """job id -> what the plugin reads about it (JobInfo, or condor.CondorJob); comparable."""
         ...
@@ -82,6 +87,9 @@ class _SlurmJobFiles:
         container_path: str,
     ) -> tuple[Path, int | None]:
         return jobfiles.write_job(root, pod, env, volume_data, container_path)
+
+    def create_refusal(self, pod: dict[str, Any], job_id: str) -> str | None:
+        return None  # the Slurm plugin's /create answers 200
 
 
 class SlurmBackend(_SlurmJobFiles):
@@ -276,9 +284,16 @@ def _alive(pid: int, job_dir: Path) -> bool:
 
 
 def make_backend(
-    name: str, chroot: Path | None = None, user: str = "tester", min_job_age: float | None = 300.0
+    name: str,
+    chroot: Path | None = None,
+    user: str = "tester",
+    min_job_age: float | None = 300.0,
+    plugin_build: str = "working",
+    container_path: str | None = None,
+    command_prefix: str = "",
 ) -> Backend:
-    """`min_job_age`: the local backend's MinJobAge (Slurm's own is in slurm.conf)."""
+    """`min_job_age`: the local backend's MinJobAge (Slurm's own is in slurm.conf);
+    `plugin_build`, `container_path`, `command_prefix`: the htcondor backend's (htcondor.py)."""
     if name == "slurm":
         return SlurmBackend()
     if name == "local":
@@ -287,6 +302,7 @@ def make_backend(
         if chroot is None:
             raise ValueError("the htcondor backend needs --chroot (the trixie chroot holding HTCondor)")
         from .htcondor import HTCondorBackend  # imports batch: keep the cycle out of module load
+        from .sbatch import CONTAINER_PATH
 
-        return HTCondorBackend(chroot, user)
+        return HTCondorBackend(chroot, user, plugin_build, container_path or CONTAINER_PATH, command_prefix)
     raise ValueError(f"unknown batch backend {name!r} (slurm, local or htcondor)")

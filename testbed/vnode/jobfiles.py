@@ -21,7 +21,14 @@ log = logging.getLogger(__name__)
 
 
 class ProviderError(Exception):
-    """The plugin refuses the pod (e.g. a bad hostPath): the pod becomes ProviderFailed."""
+    """The plugin refuses the pod (e.g. a bad hostPath): the pod becomes ProviderFailed.
+
+    The text is the body of the plugin's answer; `plugin_status` its HTTP status, which
+    interLink's API passes on to the VK (the VK's message names it)."""
+
+    def __init__(self, message: str, plugin_status: int = 504) -> None:
+        super().__init__(message)
+        self.plugin_status = plugin_status
 
 
 def job_dir(root: Path, pod: dict[str, Any]) -> Path:

@@ -1,8 +1,10 @@
 """The kubelet's log endpoint: GET /containerLogs/<ns>/<pod>/<container> over HTTPS.
 
 The API server proxies `pods/log` here (node InternalIP + kubeletEndpoint port). For an
-HTCondor node it is what that plugin's /getLogs returns (read_condor_logs), or HTTP 500
-"NOT IMPLEMENTED" as in earlier versions (logs_not_implemented). For a Slurm node it is
+HTCondor node it is what that plugin's /getLogs returns at every commit since its first
+(handles.py LogsHandler, HEAD 6f5ee3e l. 848-860): HTTP 200 and the body
+`"NOT IMPLEMENTED"`, quotes included (json.dumps of the string), for any pod, which
+interLink relays as it is (read_condor_logs). For a Slurm node it is
 what the Slurm plugin's /getLogs returns: job.out (the job script's own
 lines) followed by the container's run-<name>.out, with tailLines and limitBytes applied
 the plugin's way (one line / one byte more than asked, and an error when the request
@@ -30,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-from .condor import render_logs as render_condor_logs
+from .condor import LOGS_BODY as CONDOR_LOGS_BODY
 
 log = logging.getLogger(__name__)
 
@@ -103,28 +105,11 @@ def _read_or_empty(path: Path) -> bytes | None:
 
 
 def read_condor_logs(directory: Path | None, pod_ref: str, container: str, tail_lines: int, limit_bytes: int) -> bytes:
-    """The HTCondor plugin's /getLogs: the job's Output, Error and user log (transferred back
-    into the job directory when the job ends), whatever the container, tailLines or limitBytes
-    (interLink's own check of the two still applies)."""
+    """The HTCondor plugin's /getLogs: `"NOT IMPLEMENTED"` with HTTP 200, for every pod and
+    container, whatever tailLines or limitBytes ask (interLink's own refusal of the two
+    together comes first)."""
     check_log_options(tail_lines, limit_bytes)
-    if directory is None:
-        raise LogError(404, f"pod {pod_ref} is not known to this virtual node")
-    job_id = (_read(directory / "JobID.jid") or b"").decode().strip()
-    if not job_id:
-        raise LogError(404, "Pod not found")
-    return render_condor_logs(
-        _read(directory / "out" / f"mm_mul.out.{job_id}.0"),
-        _read(directory / "err" / f"mm_mul.err.{job_id}.0"),
-        _read(directory / "log" / f"mm_mul.{job_id}.0.log"),
-    )
-
-
-def logs_not_implemented(
-    directory: Path | None, pod_ref: str, container: str, tail_lines: int, limit_bytes: int
-) -> bytes:
-    """Earlier HTCondor plugins: /getLogs answers 500 with this body, for every pod."""
-    check_log_options(tail_lines, limit_bytes)
-    raise LogError(500, "NOT IMPLEMENTED")
+    return CONDOR_LOGS_BODY
 
 
 def _read(path: Path) -> bytes | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -288,15 +289,22 @@ def _go_html_escape(text: str) -> str:
     return text
 
 
-def vk_create_error(plugin_error: str) -> str:
-    """The message the VK puts on a ProviderFailed pod for an error of the plugin's /create.
+def vk_create_error(plugin_error: str, plugin_status: int = 504, session: int | None = None) -> str:
+    """The message the VK puts on a ProviderFailed pod when the plugin's /create answered
+    `plugin_status` (anything but 200) with the body `plugin_error`.
 
-    The chain wraps it three times (interLink API, createRequest, RemoteExecution); this
-    reproduces the shape, long and with the error text twice, not every byte.
+    interLink's API (pkg/interlink/api/handler.go ReqWithError, f6321757) first writes the
+    plugin's own status code to the VK (later WriteHeader calls are ignored by Go), then the
+    body "HTTP InterLink session <session>:  call exit status: 500. Body: <plugin body>",
+    HTML-escaped; the VK's createRequest (execute.go) refuses any status but 200 with
+    "error creating pod (HTTP <code>): <body>", and RemoteExecution wraps that once more.
+    `session` is the VK's random "CreatePod#<n>" number (0-99999). This reproduces the
+    shape, long and with the text twice; Go's %#v quoting is approximated with JSON's.
     """
+    number = random.randrange(100000) if session is None else session
     inner = (
-        "error creating pod (HTTP 504): HTTP InterLink session CreatePod: call exit status: 500. Body: "
-        + _go_html_escape(plugin_error)
+        f"error creating pod (HTTP {plugin_status}): HTTP InterLink session CreatePod#{number}:  "
+        "call exit status: 500. Body: " + _go_html_escape(plugin_error)
     )
     detail = "&errors.errorString{s:" + json.dumps(inner) + "}"
     return f"error doing createRequest() in RemoteExecution() return value  error detail {detail} error: {inner}"

@@ -218,10 +218,11 @@ def test_htcondor_example_sizes_jobs_from_whole_cpu_requests(
         "weigh": [(1, 300, 60, "tester")] * 3,
         "summary": [(2, 200, 60, "tester")],
     }
+    # interLink's HTCondor plugin answers every log request with 200 "NOT IMPLEMENTED"
     log = next(
         (workdir / ".snakemake/interlink_logs/summary").rglob("*.log")
     ).read_text()
-    assert "=== STDERR ===" in log and "=== HTCONDOR LOG ===" in log, log[:2000]
+    assert log == '"NOT IMPLEMENTED"', log[:2000]
     again = testbed.snakemake(workdir, "--dry-run")
     assert "Nothing to be done" in again.stdout + again.stderr
 
@@ -241,8 +242,12 @@ rule tiny:
     done = testbed.snakemake(shared_dir, *htcondor_args(), timeout=180)
     assert done.returncode != 0
     assert "interLink could not submit the job" in done.stderr
-    # interLink's API escapes the plugin's error as HTML: '100m' arrives as &#39;100m&#39;
-    assert "invalid literal for int() with base 10: &#39;100m&#39;" in done.stderr
+    # the plugin crashes; Flask (debug=True) answers with the Werkzeug debugger's page,
+    # which escapes '100m' as &#39;100m&#39;, and interLink's API escapes that once more
+    assert (
+        "invalid literal for int() with base 10: &amp;#39;100m&amp;#39;" in done.stderr
+    )
+    assert "(HTTP 500)" in done.stderr
     assert not (shared_dir / "tiny.txt").exists()
 
 
@@ -298,26 +303,25 @@ rule greedy:
     assert "--interlink-pending-timeout" in out
 
 
-@pytest.fixture
-def logs_not_implemented() -> Iterator[None]:
-    """vk-htcondor restarted with --logs-not-implemented (/containerLogs answers HTTP 500
-    "NOT IMPLEMENTED", as earlier HTCondor plugins do); restored afterwards."""
+@contextlib.contextmanager
+def vk_htcondor_options(args: str) -> Iterator[None]:
+    """vk-htcondor restarted with TESTBED_HTCONDOR_VNODE_ARGS=<args>; restored afterwards."""
     up = [str(REPO / "testbed" / "up.sh")]
 
-    def restart(args: str) -> None:
-        env = {**os.environ, "TESTBED_HTCONDOR_VNODE_ARGS": args}
+    def restart(value: str) -> None:
+        env = {**os.environ, "TESTBED_HTCONDOR_VNODE_ARGS": value}
         done = subprocess.run(up, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
 
-    restart("--logs-not-implemented")
+    restart(args)
     try:
         yield
     finally:
         restart("")
 
 
-def test_missing_log_endpoint_leaves_a_note_and_the_job_succeeds(
-    testbed: Testbed, shared_dir: Path, logs_not_implemented: None
+def test_htcondor_logs_are_the_plugins_not_implemented_and_the_job_succeeds(
+    testbed: Testbed, shared_dir: Path
 ):
     write(
         shared_dir,
@@ -341,8 +345,42 @@ rule quiet:
     assert done.returncode == 0, done.stderr[-3000:]
     assert (shared_dir / "quiet.txt").read_text() == "done\n"
     (log,) = (shared_dir / ".snakemake/interlink_logs/quiet").rglob("*.log")
-    text = log.read_text()
-    assert "could not be fetched" in text and "NOT IMPLEMENTED" in text, text
+    # the plugin's /getLogs answers HTTP 200 with this body (quotes included) for any pod:
+    # a log that was fetched, not one that "could not be fetched"
+    assert log.read_text() == '"NOT IMPLEMENTED"'
+
+
+def test_htcondor_plugin_head_fails_every_job_although_htcondor_runs_it(
+    testbed: Testbed, shared_dir: Path
+):
+    """interlink-htcondor-plugin HEAD answers /create with 201, which interLink's VK
+    refuses: the pod is ProviderFailed while its HTCondor job was submitted."""
+    write(
+        shared_dir,
+        """
+rule quiet:
+    output: "quiet.txt"
+    shell: "echo done > {output}"
+""",
+    )
+    history = lambda: set(condor("condor_history", "-af", "ClusterId").split())  # noqa: E731
+    before = history()
+    with vk_htcondor_options("--plugin-build head"), umask(0):
+        done = testbed.snakemake(
+            shared_dir,
+            "--interlink-flavour",
+            "htcondor",
+            *htcondor_args(),
+            *SHARED_FS_WITHOUT_SOURCE_CACHE,
+            timeout=600,
+        )
+        # the executor deletes the failed pod; the VK's delete condor_rm's the job
+        assert wait_until(lambda: bool(history() - before), timeout=60, interval=2), (
+            "no HTCondor job was submitted"
+        )
+    assert done.returncode != 0
+    assert "interLink could not submit the job" in done.stderr
+    assert "(HTTP 201)" in done.stderr and "&#34;PodJID&#34;" in done.stderr
 
 
 # ------------------------------------------------------------------ object storage
