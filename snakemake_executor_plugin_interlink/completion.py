@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .kube import KubeClient, KubeError
+from .logs import serves_no_logs
 from .pod import end_line_pattern
 
 EXIT_DIR = Path(".snakemake", "interlink_exit")
@@ -164,6 +165,9 @@ class LogProbe:
                 self._namespace, pod, self._container, PROBE_BYTES, self._insecure
             )
         except KubeError:
+            self._failures += 1
+            return
+        if serves_no_logs(text):
             self._failures += 1
             return
         self._failures = 0

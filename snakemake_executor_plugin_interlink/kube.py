@@ -110,8 +110,9 @@ def is_transient(error: BaseException) -> bool:
 
 
 def is_transient_for_logs(error: BaseException) -> bool:
-    """A pods/log 500 is the virtual kubelet relaying its plugin's error (interLink's
-    HTCondor plugin answers "NOT IMPLEMENTED"): asking again gives the same answer."""
+    """A pods/log 500 is the virtual kubelet relaying an error of interLink or its
+    plugin (refused parameters, an unreadable job file): asking again gives the same
+    answer."""
     return is_transient(error) and getattr(error, "status", None) != 500
 
 

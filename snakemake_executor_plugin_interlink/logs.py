@@ -56,9 +56,23 @@ def store_log(
         text = kube.pod_log(namespace, pod, CONTAINER, limit_bytes, insecure_backend)
     except KubeError as e:
         text = unfetched_log_text(namespace, pod, e)
+    if serves_no_logs(text):
+        text = (
+            f"[interlink] the site's interLink plugin does not serve logs: it answers "
+            f"every request with {text.strip()} (interlink-htcondor-plugin). The job's "
+            "output stays at the site (HTCondor: its Output and Error files).\n"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, errors="replace")
     return text
+
+
+_NOT_IMPLEMENTED = re.compile(r'^\s*"?NOT IMPLEMENTED"?\s*$')
+
+
+def serves_no_logs(text: str) -> bool:
+    """interLink's HTCondor plugin answers every log request with 200 and this body."""
+    return bool(_NOT_IMPLEMENTED.match(text))
 
 
 def unfetched_log_text(namespace: str, pod: str, error: KubeError) -> str:
@@ -73,8 +87,6 @@ def unfetched_log_text(namespace: str, pod: str, error: KubeError) -> str:
             "not issued yet (its CSR is pending: kubectl get csr, kubectl certificate "
             "approve)"
         )
-    elif "not implemented" in lowered:
-        cause = "the site's interLink plugin does not implement logs"
     elif "status code: 400" in lowered or error.status == 400:
         cause = "interLink refused the log request as malformed"
     else:

@@ -84,16 +84,16 @@ def test_server_errors_are_retried(code):
 
 
 def test_a_log_the_virtual_node_answers_with_500_is_not_retried():
-    # interLink's HTCondor plugin: /getLogs -> 500 "NOT IMPLEMENTED", every time
+    # the VK relays interLink's or the plugin's refusal as 500, every time
     c = client(
         lambda r: httpx.Response(
             500,
             json=status_body(
-                500, "InternalError", "Internal error occurred: NOT IMPLEMENTED"
+                500, "InternalError", "Unexpected error occured while getting logs"
             ),
         )
     )
-    with pytest.raises(TransientError, match="NOT IMPLEMENTED"):
+    with pytest.raises(TransientError, match="getting logs"):
         c.pod_log("ns", "p", "snakejob", 1000)
     assert c.stats.requests == 1 and c.stats.retries == 0
 

@@ -1,9 +1,15 @@
 """A log that cannot be fetched says why, in words, and how to fetch it by hand."""
 
+import httpx
 import pytest
 
-from snakemake_executor_plugin_interlink.kube import KubeError, TransientError
-from snakemake_executor_plugin_interlink.logs import unfetched_log_text
+from snakemake_executor_plugin_interlink.kube import (
+    ClusterAccess,
+    KubeClient,
+    KubeError,
+    TransientError,
+)
+from snakemake_executor_plugin_interlink.logs import store_log, unfetched_log_text
 
 
 @pytest.mark.parametrize(
@@ -29,10 +35,6 @@ from snakemake_executor_plugin_interlink.logs import unfetched_log_text
             ),
             "refused the log request",
         ),
-        (
-            TransientError("Internal error occurred: NOT IMPLEMENTED", 500),
-            "does not implement logs",
-        ),
         (KubeError("cannot read job.out", 500), "failed to read the log"),
     ],
 )
@@ -41,3 +43,24 @@ def test_the_cause_is_named(error: KubeError, cause: str) -> None:
     assert cause in text.splitlines()[0]
     assert str(error) in text
     assert "kubectl -n ns logs p" in text
+
+
+@pytest.mark.parametrize(
+    ("body", "note"),
+    [
+        ('"NOT IMPLEMENTED"', True),  # interlink-htcondor-plugin, any build
+        ("NOT IMPLEMENTED\n", True),
+        ("the job printed NOT IMPLEMENTED\n", False),
+        ("", False),
+    ],
+)
+def test_a_plugin_that_serves_no_logs_is_named_in_the_stored_log(tmp_path, body, note):
+    access = ClusterAccess(server="https://k8s.test", namespace="ns", source="test")
+    kube = KubeClient(
+        access, transport=httpx.MockTransport(lambda r: httpx.Response(200, text=body))
+    )
+    path = tmp_path / "job.log"
+    text = store_log(kube, "ns", "p", path, 1000, False)
+    assert path.read_text() == text
+    assert ("does not serve logs" in text) == note
+    assert (text == body) != note
