@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from .agent import Agent, AgentConfig
+from .agent import CREATE_DELAY, Agent, AgentConfig
 from .batch import make_backend
 from .kube import Kube
 from .logs_server import (
@@ -100,6 +100,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="directories put first on the job's PATH: they stand in for what the pod's image holds "
         "(Python and Snakemake), since there is no container runtime",
     )
+    parser.add_argument(
+        "--create-delay",
+        type=float,
+        default=CREATE_DELAY,
+        help="seconds between the VK's CreatePod returning and the plugin's sbatch (interLink creates "
+        "asynchronously: a pod deleted meanwhile still gets its job, orphaned); raise it to widen that window",
+    )
     parser.add_argument("--cpu", default="8", help="advertised cpu capacity")
     parser.add_argument("--memory", default="49Gi", help="advertised memory capacity")
     parser.add_argument("--pods", default="100", help="advertised pod capacity")
@@ -137,12 +144,13 @@ def main(argv: list[str] | None = None) -> int:
         capacity={"cpu": args.cpu, "memory": args.memory, "pods": args.pods, "nvidia.com/gpu": args.gpus},
         labels=labels,
         taints=taints,
+        create_delay=args.create_delay,
     )
     backend = make_backend(args.batch, args.chroot, args.submit_user, args.min_job_age)
     agent = Agent(config, Kube(args.kubeconfig), backend)
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        logging.info("signal %d: stopping (jobs keep running and are re-adopted on restart)", signum)
+        logging.info("signal %d: stopping (jobs keep running; pods with a JobID are re-adopted on restart)", signum)
         agent.stop()
 
     signal.signal(signal.SIGTERM, stop)
@@ -170,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         config.port,
         config.jobs_dir,
     )
+    logging.info("create delay %gs", config.create_delay)
     agent.run()
     return 0
 

@@ -151,6 +151,23 @@ def record_submission(directory: Path, pod: dict[str, Any], job_id: str) -> None
     (directory / "PodNamespace.ns").write_text(pod["metadata"]["namespace"])
 
 
+def load_jids(root: Path) -> dict[str, tuple[str, Path]]:
+    """What the Slurm plugin knows at its start (prepare.go `LoadJIDs`): pod UID -> (job id,
+    job dir) for every job dir holding JobID.jid, PodUID.uid and PodNamespace.ns."""
+    known: dict[str, tuple[str, Path]] = {}
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        return known
+    for directory in entries:
+        texts = [read_text(directory / name) for name in ("JobID.jid", "PodUID.uid", "PodNamespace.ns")]
+        if not directory.is_dir() or any(text is None for text in texts):
+            continue
+        job_id, uid, _ = texts
+        known[str(uid)] = (str(job_id), directory)
+    return known
+
+
 def read_text(path: Path) -> str | None:
     try:
         return path.read_text()

@@ -131,6 +131,14 @@ def plugin_container_statuses(names: list[str], view: JobView) -> list[dict[str,
     return statuses
 
 
+def plugin_unknown_pod_statuses(names: list[str]) -> list[dict[str, Any]]:
+    """The Slurm plugin's answer for a pod it has no JobID for (its create has not finished):
+    every container with an EMPTY state (Status.go, the `else` of `checkIfJidExists`). The VK
+    puts them in place of its own, so the pod shows containers neither waiting nor running
+    nor terminated, which the virtual-kubelet library counts as running (`running()`)."""
+    return [_container(name, {}, False) for name in names]
+
+
 def vk_merge(current: dict[str, Any], remote: list[dict[str, Any]]) -> dict[str, Any]:
     """The pod status after the VK applies the plugin's answer to the current status."""
     status = copy.deepcopy(current)
