@@ -66,6 +66,7 @@ class FakeBackend:
         self.cancelled: list[str] = []
         self.submit_error: str | None = None  # what sbatch says on stderr
         self.down = False  # squeue / scancel fail
+        self.resources: dict[str, str] | None = None  # what the ping reports free
 
     def write_job(self, root: Path, pod: dict[str, Any], *rest: Any) -> tuple[Path, int | None]:
         directory = root / f"{pod['metadata']['namespace']}-{pod['metadata']['uid']}"
@@ -102,8 +103,10 @@ class FakeBackend:
     def adopt(self, job_id: str, job_dir: Path) -> None:
         self.dirs.setdefault(job_id, job_dir)
 
-    def ping(self) -> tuple[bool, str]:
-        return not self.down, ""
+    def ping(self) -> tuple[bool, str, dict[str, str] | None]:
+        if self.down:
+            return False, "sinfo stderr: Unable to contact slurm controller", None
+        return True, "", self.resources
 
 
 def make_pod(i: int, annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:

@@ -107,8 +107,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds between the VK's CreatePod returning and the plugin's sbatch (interLink creates "
         "asynchronously: a pod deleted meanwhile still gets its job, orphaned); raise it to widen that window",
     )
-    parser.add_argument("--cpu", default="8", help="advertised cpu capacity")
-    parser.add_argument("--memory", default="49Gi", help="advertised memory capacity")
+    parser.add_argument(
+        "--ping-always-ok",
+        action="store_true",
+        help="a released Slurm plugin (<= 0.6.2-pre5): the ping answers 200 even with Slurm down, so the node "
+        "stays Ready (new pods then fail ProviderFailed at sbatch) and the capacity stays --cpu/--memory",
+    )
+    parser.add_argument(
+        "--static-capacity",
+        action="store_true",
+        help="keep --cpu/--memory; by default (interLink 0.6.2 + Slurm plugin HEAD) every successful ping "
+        "overwrites cpu and memory capacity/allocatable with the batch system's free resources",
+    )
+    parser.add_argument("--cpu", default="8", help="advertised cpu capacity (the Helm default)")
+    parser.add_argument("--memory", default="49Gi", help="advertised memory capacity (the Helm default)")
     parser.add_argument("--pods", default="100", help="advertised pod capacity")
     parser.add_argument("--gpus", default="0", help="advertised nvidia.com/gpu capacity")
     parser.add_argument("--log-level", default="INFO")
@@ -145,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         labels=labels,
         taints=taints,
         create_delay=args.create_delay,
+        ping_always_ok=args.ping_always_ok,
+        capacity_from_batch=not args.static_capacity,
     )
     backend = make_backend(args.batch, args.chroot, args.submit_user, args.min_job_age)
     agent = Agent(config, Kube(args.kubeconfig), backend)
@@ -178,7 +192,12 @@ def main(argv: list[str] | None = None) -> int:
         config.port,
         config.jobs_dir,
     )
-    logging.info("create delay %gs", config.create_delay)
+    logging.info(
+        "create delay %gs; capacity %s; ping %s",
+        config.create_delay,
+        "static" if args.static_capacity or args.ping_always_ok else "from the batch system's free resources",
+        "always 200 (released plugin)" if args.ping_always_ok else "follows the batch system",
+    )
     agent.run()
     return 0
 

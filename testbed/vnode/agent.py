@@ -96,6 +96,7 @@ log = logging.getLogger(__name__)
 STATUS_TIMINGS = ("real", "fast")
 CREATE_DELAY = 0.5  # seconds from CreatePod's return to the plugin's sbatch, besides sbatch's own time
 CREATE_WORKERS = 8  # plugin /create calls handled at once
+RELEASED_PING = "interLink ping answered 200: plugins up to 0.6.2-pre5 do not check sinfo's exit status"
 
 
 class Stage(enum.Enum):
@@ -122,6 +123,8 @@ class AgentConfig:
     cfg_timeout: float = 300.0  # how long a missing ConfigMap/Secret volume is waited for
     env_max_retries: int = 20  # the virtual-kubelet work queue's MaxRetries
     create_delay: float = CREATE_DELAY  # latency of the remote create before sbatch (the orphan window)
+    ping_always_ok: bool = False  # a released plugin (<= 0.6.2-pre5): the ping is 200 even with Slurm down
+    capacity_from_batch: bool = True  # interLink 0.6.2 + plugin HEAD: cpu/memory = the free resources
     capacity: dict[str, str] = field(
         default_factory=lambda: {"cpu": "8", "memory": "49Gi", "pods": "100", "nvidia.com/gpu": "0"}
     )
@@ -278,8 +281,15 @@ class Agent:
         return directory if directory is not None and directory.exists() else None
 
     def _refresh_node(self) -> None:
-        ready, message = self.backend.ping()
-        self.keeper.update(ready, message or ("batch system answers" if ready else "batch system does not answer"))
+        if self.config.ping_always_ok:  # and its answer (sinfo -s text) carries no resources
+            self.keeper.update(True, RELEASED_PING)
+            return
+        ready, message, resources = self.backend.ping()
+        self.keeper.update(
+            ready,
+            message or ("batch system answers" if ready else "batch system does not answer"),
+            resources if self.config.capacity_from_batch else None,
+        )
 
     def _node_loop(self) -> None:
         while not self._stop.wait(self.config.ping_interval):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import jobfiles
+from .capacity import host_resources, parse_sinfo_json, parse_sinfo_text
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,9 @@ class Backend(Protocol):
 
     def adopt(self, job_id: str, job_dir: Path) -> None: ...
 
-    def ping(self) -> tuple[bool, str]: ...
+    def ping(self) -> tuple[bool, str, dict[str, str] | None]:
+        """(ready, message, the free cpu/memory the plugin's ping answer carries; None: none)."""
+        ...
 
 
 def _run(argv: list[str], timeout: float = 60.0, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -85,7 +88,7 @@ class _SlurmJobFiles:
 
 
 class SlurmBackend(_SlurmJobFiles):
-    """sbatch / squeue / scancel / scontrol ping, as the interLink Slurm plugin calls them."""
+    """sbatch / squeue / scancel / sinfo, as the interLink Slurm plugin calls them."""
 
     name = "slurm"
     _SUBMITTED = re.compile(r"Submitted batch job (\d+)")
@@ -127,14 +130,29 @@ class SlurmBackend(_SlurmJobFiles):
     def adopt(self, job_id: str, job_dir: Path) -> None:
         """Nothing to do: slurmctld remembers its jobs."""
 
-    def ping(self) -> tuple[bool, str]:
+    def ping(self) -> tuple[bool, str, dict[str, str] | None]:
+        """The plugin HEAD's ping (Status.go `getClusterResources`): `sinfo --json`, else
+        `sinfo --noheader --format=%c|%m|%e`; any stderr of the latter fails the ping."""
         try:
-            result = _run(["scontrol", "ping"], timeout=15)
-        except subprocess.TimeoutExpired:
-            return False, "scontrol ping timed out"
-        text = (result.stdout + result.stderr).strip()
-        first = text.splitlines()[0] if text else f"scontrol ping exited with {result.returncode}"
-        return result.returncode == 0 and "UP" in text, first
+            resources = self.cluster_resources()
+        except BatchUnavailable as exc:
+            return False, str(exc), None
+        return True, f"sinfo: {resources['cpu']} cpu and {resources['memory']} memory free", resources
+
+    def cluster_resources(self) -> dict[str, str]:
+        try:
+            result = _run(["sinfo", "--json"], timeout=15)
+            if not result.stderr:
+                return parse_sinfo_json(result.stdout)
+        except (OSError, subprocess.TimeoutExpired, ValueError):
+            pass  # the plugin falls back to the text format
+        try:
+            result = _run(["sinfo", "--noheader", "--format=%c|%m|%e"], timeout=15)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise BatchUnavailable(f"sinfo: {exc}") from exc
+        if result.stderr:
+            raise BatchUnavailable(f"sinfo stderr: {result.stderr.strip()}")
+        return parse_sinfo_text(result.stdout)
 
 
 @dataclass
@@ -248,8 +266,15 @@ class LocalBackend(_SlurmJobFiles):
         timer.daemon = True
         timer.start()
 
-    def ping(self) -> tuple[bool, str]:
-        return True, "local mode"
+    def ping(self) -> tuple[bool, str, dict[str, str] | None]:
+        """Always up; the free resources are this machine's cpus and available memory (what
+        the plugin's text fallback would report for it)."""
+        try:
+            meminfo = Path("/proc/meminfo").read_text()
+        except OSError:
+            meminfo = ""
+        resources = host_resources(os.cpu_count() or 1, meminfo)
+        return True, "local mode", resources
 
 
 def _mtime(path: Path) -> float:
