@@ -119,6 +119,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="keep --cpu/--memory; by default (interLink 0.6.2 + Slurm plugin HEAD) every successful ping "
         "overwrites cpu and memory capacity/allocatable with the batch system's free resources",
     )
+    parser.add_argument(
+        "--full-mesh",
+        action="store_true",
+        help="the site's interLink has Network.FullMesh: pods without the annotation "
+        "interlink.eu/mesh-network: disabled fail ProviderFailed after the wstunnel set-up times out "
+        "(~31 s, holding up every other pod event), as this cluster has no node for the wstunnel pod",
+    )
     parser.add_argument("--cpu", default="8", help="advertised cpu capacity (the Helm default)")
     parser.add_argument("--memory", default="49Gi", help="advertised memory capacity (the Helm default)")
     parser.add_argument("--pods", default="100", help="advertised pod capacity")
@@ -157,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         labels=labels,
         taints=taints,
         create_delay=args.create_delay,
+        full_mesh=args.full_mesh,
         ping_always_ok=args.ping_always_ok,
         capacity_from_batch=not args.static_capacity,
     )
@@ -193,10 +201,11 @@ def main(argv: list[str] | None = None) -> int:
         config.jobs_dir,
     )
     logging.info(
-        "create delay %gs; capacity %s; ping %s",
+        "create delay %gs; capacity %s; ping %s%s",
         config.create_delay,
         "static" if args.static_capacity or args.ping_always_ok else "from the batch system's free resources",
         "always 200 (released plugin)" if args.ping_always_ok else "follows the batch system",
+        "; full mesh site" if args.full_mesh else "",
     )
     agent.run()
     return 0

@@ -4,8 +4,9 @@ Threads: one watches the pods (a single watch with a field selector, relisting w
 watch expires); one pings the batch system and refreshes the Node; one serves logs; a few
 run the plugin's /create (write the job, sbatch) off the main loop, as interLink's CreatePod
 returns before the remote create has finished. Everything else that touches a pod happens
-in the main loop, which owns the pod records: it handles watch events, retries (missing
-env or volume sources), the creations' results, and the status timing
+in the main loop, which owns the pod records: it handles watch events (one at a time, as
+interLink's single pod sync worker: a pod whose CreatePod blocks holds up all others),
+retries (missing env or volume sources), the creations' results, and the status timing
 (statusloop.py), patching a pod's status subresource only when the VK's view of it changes:
   real (default)  the VK's statusLoop: every `vk_status_interval` (5 s) after the previous
                   pass, a pass over the non-terminal pods in random order, one pod per
@@ -19,6 +20,8 @@ Per pod, the stages are those of the real chain:
   WAIT_ENV      the virtual-kubelet library cannot resolve an env source: Warning event,
                 exponential backoff (5 ms doubling, at most 1000 s), dropped after 20 tries;
                 the pod stays Pending with no status from the node (as with the real VK)
+  MESH          (--full-mesh) CreatePod is stuck in the wstunnel set-up, which cannot work
+                here (mesh.py): the pod sync worker waits ~31 s, then ProviderFailed
   WAIT_VOLUMES  CreatePod returned (initial Pending written, the pod is in the VK's map);
                 RemoteExecution's goroutine waits for a missing ConfigMap/Secret volume:
                 phase "Initializing" (its own copy of the pod), retried every 2 s, after
@@ -49,6 +52,7 @@ import random
 import subprocess
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +65,7 @@ from .batch import Backend, BatchUnavailable
 from .condor import CondorJob
 from .condor import container_statuses as condor_container_statuses
 from .kube import ApiError, Kube
+from .mesh import failed_setup, mesh_disabled
 from .node import NodeKeeper, NodeSpec, now
 from .resolve import MissingSource, Sources, container_env, volume_sources
 from .sbatch import CONTAINER_PATH, all_containers
@@ -75,6 +80,7 @@ from .status import (
     merge_patch,
     plugin_container_statuses,
     plugin_unknown_pod_statuses,
+    provider_error_status,
     provider_failed_status,
     squeue_exit_code,
     vk_create_error,
@@ -101,6 +107,7 @@ RELEASED_PING = "interLink ping answered 200: plugins up to 0.6.2-pre5 do not ch
 
 class Stage(enum.Enum):
     WAIT_ENV = "waiting for env sources"
+    MESH = "CreatePod blocked in the mesh network set-up"
     WAIT_VOLUMES = "waiting for volume sources"
     CREATING = "remote create in flight"
     SUBMITTED = "submitted"
@@ -123,6 +130,7 @@ class AgentConfig:
     cfg_timeout: float = 300.0  # how long a missing ConfigMap/Secret volume is waited for
     env_max_retries: int = 20  # the virtual-kubelet work queue's MaxRetries
     create_delay: float = CREATE_DELAY  # latency of the remote create before sbatch (the orphan window)
+    full_mesh: bool = False  # the site's interLink has Network.FullMesh (mesh.py)
     ping_always_ok: bool = False  # a released plugin (<= 0.6.2-pre5): the ping is 200 even with Slurm down
     capacity_from_batch: bool = True  # interLink 0.6.2 + plugin HEAD: cpu/memory = the free resources
     capacity: dict[str, str] = field(
@@ -157,6 +165,7 @@ class PodRecord:
     offload_status: dict[str, Any] = field(default_factory=dict)  # RemoteExecution's copy (volume wait)
     volume_data: dict[str, dict[str, str]] = field(default_factory=dict)
     deleted: bool = False  # gone from the API while its creation runs on (writes go nowhere)
+    error: str = ""  # the mesh set-up's error
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -255,6 +264,9 @@ class Agent:
         self._api: ApiStatusCache[PodAnswer] = ApiStatusCache()
         self._spawn = spawn or _Workers(CREATE_WORKERS).submit
         self._ghosts: dict[str, PodRecord] = {}  # deleted pods whose creation still runs
+        self._mesh: PodRecord | None = None  # the pod whose CreatePod holds the VK's only pod worker
+        self._backlog: OrderedDict[str, tuple[str, Any]] = OrderedDict()  # pod events waiting for it
+        self._deferred: list[str] = []  # env retries waiting for it
         # The plugin's JIDs map (pod uid -> job id), filled when sbatch returns and, at start,
         # from the job directories (LoadJIDs); the create workers write it.
         self._jids_lock = threading.Lock()
@@ -368,7 +380,11 @@ class Agent:
             if record is None or record.next_try != when:
                 continue
             fired = True
-            if record.stage in (Stage.WAIT_ENV, Stage.WAIT_VOLUMES):
+            if record.stage is Stage.MESH:
+                self._guard(self._mesh_failed, record)
+            elif record.stage is Stage.WAIT_ENV and self._mesh is not None:
+                self._deferred.append(uid)  # the library's work queue: its only worker is busy
+            elif record.stage in (Stage.WAIT_ENV, Stage.WAIT_VOLUMES):
                 self._guard(self._advance, record)
             elif record.stage is Stage.CREATING:
                 self._guard(self._dispatch_create, record)
@@ -388,8 +404,33 @@ class Agent:
     def _handle(self, kind: str, payload: Any) -> None:
         if kind == "CREATED":  # a plugin /create returned (a goroutine of RemoteExecution)
             self._created(*payload)
+        elif self._mesh is not None:  # the VK's only pod worker is stuck in a CreatePod
+            self._defer(kind, payload)
         else:
             self._sync(kind, payload)
+
+    def _defer(self, kind: str, payload: Any) -> None:
+        """Keep a pod event for the worker: one entry per pod, its latest state (a work queue
+        holds keys, and the worker reads the pod as it is when it gets to it)."""
+        if kind == "SYNC":
+            present = {pod["metadata"]["uid"] for pod in payload}
+            for uid, record in self._records.items():
+                if uid not in present:
+                    self._backlog[uid] = ("DELETED", record.pod)
+            for pod in payload:
+                self._backlog[pod["metadata"]["uid"]] = ("MODIFIED", pod)
+        else:
+            self._backlog[payload["metadata"]["uid"]] = (kind, payload)
+
+    def _drain_backlog(self) -> None:
+        while self._mesh is None and (self._backlog or self._deferred):
+            if self._backlog:
+                _, (kind, payload) = self._backlog.popitem(last=False)
+                self._guard(self._sync, kind, payload)
+                continue
+            record = self._records.get(self._deferred.pop(0))
+            if record is not None and record.stage is Stage.WAIT_ENV:
+                self._guard(self._advance, record)
 
     def _sync(self, kind: str, payload: Any) -> None:
         if kind == "SYNC":
@@ -452,6 +493,9 @@ class Agent:
                 self._event(record, missing.reason, missing.message)
                 self._requeue(record, str(missing))
                 return
+            if self.config.full_mesh and not mesh_disabled(record.pod):
+                self._begin_mesh(record)
+                return
             if not self._create_pod(record):
                 return
         if record.stage is Stage.WAIT_VOLUMES:
@@ -503,6 +547,28 @@ class Agent:
         record.stage = Stage.WAIT_VOLUMES
         record.volumes_deadline = self._clock() + self.config.cfg_timeout
         return True
+
+    def _begin_mesh(self, record: PodRecord) -> None:
+        """CreatePod's synchronous wstunnel set-up, which fails here (mesh.py): the VK's only pod
+        worker is held until it gives up."""
+        blocked, record.error = failed_setup(record.pod)
+        record.stage = Stage.MESH
+        self._mesh = record
+        self._schedule(record, blocked)
+        log.info("pod %s: CreatePod sets up the mesh network (the pod worker waits %.0fs)", record.ref, blocked)
+
+    def _mesh_failed(self, record: PodRecord) -> None:
+        """CreatePod returned the set-up's error: the library's handleProviderError."""
+        self._mesh = None
+        log.warning("pod %s: create failed: %s", record.ref, record.error)
+        self._event(record, "ProviderCreateFailed", record.error)
+        policy = (record.pod.get("spec") or {}).get("restartPolicy")
+        self._write_status(record, provider_error_status(record.status, record.error, policy))
+        if policy == "Never":
+            record.stage = Stage.DONE
+        else:  # Pending, and the work queue syncs the pod again: another CreatePod
+            self._requeue(record, record.error)
+        self._drain_backlog()
 
     def _dispatch_create(self, record: PodRecord) -> None:
         """createRequest reaches the plugin: its /create runs in a worker."""

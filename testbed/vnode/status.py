@@ -261,6 +261,19 @@ def provider_failed_status(pod: dict[str, Any], message: str, now: str, ip: str)
     return status
 
 
+def provider_error_status(current: dict[str, Any], message: str, restart_policy: str | None) -> dict[str, Any]:
+    """The virtual-kubelet library's status when the provider's CreatePod itself returns an
+    error (superfly/virtual-kubelet node/pod.go `handleProviderError`): the pod's status as the
+    API server has it, with phase Failed (restartPolicy Never; otherwise Pending), reason
+    ProviderFailed and the error as message; no container statuses are added. (A failed
+    remote create is `provider_failed_status`, interLink's own.)"""
+    status = copy.deepcopy(current)
+    status["phase"] = "Failed" if restart_policy == "Never" else "Pending"
+    status["reason"] = "ProviderFailed"
+    status["message"] = message
+    return status
+
+
 def with_phase(current: dict[str, Any], phase: str) -> dict[str, Any]:
     """The status with only the phase changed (the VK's "Initializing" while volumes wait)."""
     status = copy.deepcopy(current)
