@@ -126,6 +126,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "interlink.eu/mesh-network: disabled fail ProviderFailed after the wstunnel set-up times out "
         "(~31 s, holding up every other pod event), as this cluster has no node for the wstunnel pod",
     )
+    parser.add_argument(
+        "--job-script-template",
+        action="store_true",
+        help="the site's interLink renders a JobScriptTemplate: the plugin runs it as the job's only container "
+        "(jobScript), so no run-<ctn>.status/.out: exit codes come from squeue (768 reads as 68) and logs are "
+        "job.out only (Slurm flavour; the HTCondor plugin ignores it)",
+    )
     parser.add_argument("--cpu", default="8", help="advertised cpu capacity (the Helm default)")
     parser.add_argument("--memory", default="49Gi", help="advertised memory capacity (the Helm default)")
     parser.add_argument("--pods", default="100", help="advertised pod capacity")
@@ -168,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         ping_always_ok=args.ping_always_ok,
         capacity_from_batch=not args.static_capacity,
     )
-    backend = make_backend(args.batch, args.chroot, args.submit_user, args.min_job_age)
+    backend = make_backend(args.batch, args.chroot, args.submit_user, args.min_job_age, args.job_script_template)
     agent = Agent(config, Kube(args.kubeconfig), backend)
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -201,11 +208,12 @@ def main(argv: list[str] | None = None) -> int:
         config.jobs_dir,
     )
     logging.info(
-        "create delay %gs; capacity %s; ping %s%s",
+        "create delay %gs; capacity %s; ping %s%s%s",
         config.create_delay,
         "static" if args.static_capacity or args.ping_always_ok else "from the batch system's free resources",
         "always 200 (released plugin)" if args.ping_always_ok else "follows the batch system",
         "; full mesh site" if args.full_mesh else "",
+        "; site job script template" if args.job_script_template else "",
     )
     agent.run()
     return 0

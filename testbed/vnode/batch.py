@@ -72,9 +72,11 @@ def _run(argv: list[str], timeout: float = 60.0, cwd: Path | None = None) -> sub
 
 
 class _SlurmJobFiles:
-    """job.slurm + job.sh, as the interLink Slurm plugin writes them."""
+    """job.slurm + job.sh, as the interLink Slurm plugin writes them (`job_script_template`:
+    the site's interLink renders a JobScriptTemplate, which the plugin runs instead)."""
 
     flavour = "slurm"
+    job_script_template = False
 
     def write_job(
         self,
@@ -84,7 +86,7 @@ class _SlurmJobFiles:
         volume_data: dict[str, dict[str, str]],
         container_path: str,
     ) -> tuple[Path, int | None]:
-        return jobfiles.write_job(root, pod, env, volume_data, container_path)
+        return jobfiles.write_job(root, pod, env, volume_data, container_path, self.job_script_template)
 
 
 class SlurmBackend(_SlurmJobFiles):
@@ -92,6 +94,9 @@ class SlurmBackend(_SlurmJobFiles):
 
     name = "slurm"
     _SUBMITTED = re.compile(r"Submitted batch job (\d+)")
+
+    def __init__(self, job_script_template: bool = False) -> None:
+        self.job_script_template = job_script_template
 
     def submit(self, job_dir: Path, script: Path, time_limit: int | None) -> str:
         result = _run(["sbatch", str(script)], cwd=job_dir)
@@ -178,10 +183,11 @@ class LocalBackend(_SlurmJobFiles):
     name = "local"
     KILL_WAIT = 5.0  # like Slurm's KillWait: SIGTERM, then SIGKILL
 
-    def __init__(self, min_job_age: float | None = 300.0) -> None:
+    def __init__(self, min_job_age: float | None = 300.0, job_script_template: bool = False) -> None:
         self._jobs: dict[str, _LocalJob] = {}
         self._lock = threading.Lock()
         self.min_job_age = min_job_age
+        self.job_script_template = job_script_template
 
     def submit(self, job_dir: Path, script: Path, time_limit: int | None) -> str:
         rc_file = job_dir / "local.rc"
@@ -301,13 +307,19 @@ def _alive(pid: int, job_dir: Path) -> bool:
 
 
 def make_backend(
-    name: str, chroot: Path | None = None, user: str = "tester", min_job_age: float | None = 300.0
+    name: str,
+    chroot: Path | None = None,
+    user: str = "tester",
+    min_job_age: float | None = 300.0,
+    job_script_template: bool = False,
 ) -> Backend:
-    """`min_job_age`: the local backend's MinJobAge (Slurm's own is in slurm.conf)."""
+    """`min_job_age`: the local backend's MinJobAge (Slurm's own is in slurm.conf);
+    `job_script_template`: the site runs a JobScriptTemplate (Slurm flavour only: the HTCondor
+    plugin ignores the rendered script)."""
     if name == "slurm":
-        return SlurmBackend()
+        return SlurmBackend(job_script_template)
     if name == "local":
-        return LocalBackend(min_job_age)
+        return LocalBackend(min_job_age, job_script_template)
     if name == "htcondor":
         if chroot is None:
             raise ValueError("the htcondor backend needs --chroot (the trixie chroot holding HTCondor)")

@@ -122,8 +122,14 @@ def write_job(
     env: dict[str, list[tuple[str, str]]],
     volume_data: dict[str, dict[str, str]],
     container_path: str = sbatch.CONTAINER_PATH,
+    job_script_template: bool = False,
 ) -> tuple[Path, int | None]:
-    """Create the job directory and scripts; returns (job.slurm path, --time in seconds)."""
+    """Create the job directory and scripts; returns (job.slurm path, --time in seconds).
+
+    `job_script_template`: the site's interLink has a JobScriptTemplate. The plugin still
+    prepares every container's mounts and env file, then runs jobScript.sh (0770) as the
+    job's only "container", `jobScript` (Create.go SubmitHandler): see
+    sbatch.render_template_job_script."""
     directory = job_dir(root, pod)
     directory.mkdir(parents=True, exist_ok=True)
     init_names = {c["name"] for c in (pod.get("spec") or {}).get("initContainers") or []}
@@ -137,6 +143,11 @@ def write_job(
                 name, sbatch.container_argv(container), env_file, init=name in init_names, binds=tuple(binds)
             )
         )
+    if job_script_template:
+        script = directory / "jobScript.sh"
+        script.write_text(sbatch.render_template_job_script(pod, str(directory), runs, container_path))
+        script.chmod(0o770)
+        runs = [sbatch.ContainerRun(sbatch.JOB_SCRIPT_CONTAINER, [str(script)], direct=True)]
     flags = sbatch.sbatch_flags(pod)
     (directory / "job.slurm").write_text(sbatch.render_job_slurm(pod, str(directory), flags))
     (directory / "job.sh").write_text(sbatch.render_job_sh(pod, str(directory), runs, container_path))
