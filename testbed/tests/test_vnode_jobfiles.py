@@ -12,6 +12,8 @@ import pytest
 from vnode import jobfiles
 from vnode.batch import JobInfo, LocalBackend
 from vnode.jobfiles import ProviderError, prepare_mounts, write_job
+from vnode.logs_server import read_logs
+from vnode.status import JobView, plugin_container_statuses, squeue_exit_code, vk_merge
 
 
 def make_pod(
@@ -146,3 +148,53 @@ def test_local_cancel(tmp_path: Path) -> None:
     job_id = backend.submit(jobfiles.job_dir(tmp_path, pod), script, None)
     backend.cancel(job_id)
     assert backend.query([job_id])[job_id] == JobInfo("CA", "15")
+
+
+# ---------------------------------------------------------------------- a site job script template
+
+
+def run_with_template(tmp_path: Path, pod: dict[str, Any], env: dict[str, list[tuple[str, str]]]) -> tuple[Path, Any]:
+    script, limit = write_job(tmp_path, pod, env, {}, job_script_template=True)
+    backend = LocalBackend()
+    job_dir = jobfiles.job_dir(tmp_path, pod)
+    job_id = backend.submit(job_dir, script, limit)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        info = backend.query([job_id])[job_id]
+        if info.state not in ("R", "PD"):
+            return job_dir, info
+        time.sleep(0.05)
+    raise AssertionError("local job did not finish")
+
+
+def test_template_job_does_its_work_without_per_container_files(tmp_path: Path) -> None:
+    pod = make_pod([{"name": "main", "command": ["/bin/sh", "-c", 'echo "$GREETING" > done.txt; echo out; exit 3']}])
+    job_dir, info = run_with_template(tmp_path, pod, {"main": [("GREETING", "hello")]})
+    assert (job_dir / "done.txt").read_text() == "hello\n"  # the command ran, with the pod's env
+    assert not (job_dir / "run-main.status").exists() and not (job_dir / "run-main.out").exists()
+    assert (job_dir / "run-jobScript.status").read_text() == "3\n"  # the plugin's name for it
+    assert "runCtn jobScript " in (job_dir / "job.sh").read_text()
+    assert oct((job_dir / "jobScript.sh").stat().st_mode & 0o777) == "0o770"
+    assert info == JobInfo("F", "768")  # squeue's raw wait status
+
+
+def test_template_exit_code_is_squeues_raw_field_read_with_the_plugins_regex(tmp_path: Path) -> None:
+    pod = make_pod([{"name": "main", "command": ["/bin/sh", "-c", "echo out; exit 3"]}])
+    job_dir, info = run_with_template(tmp_path, pod, {})
+    view = JobView(info.state, squeue_exit_code(info.exit_field))
+    view.status_files = jobfiles.status_files(job_dir, ["main"])
+    remote = plugin_container_statuses(["main"], view)
+    assert remote is not None and remote[0]["state"]["terminated"]["exitCode"] == 68  # 768 read as 68
+    merged = vk_merge({"phase": "Pending"}, remote)
+    assert merged["phase"] == "Failed" and merged["reason"] == "Error: 68"
+    logs = read_logs(job_dir, "ns/p", "main", 0, 0)
+    assert logs == (job_dir / "job.out").read_bytes() and b"out\n" not in logs  # job.out only
+
+
+def test_template_success_and_init_containers(tmp_path: Path) -> None:
+    pod = make_pod([{"name": "main", "command": ["/bin/sh", "-c", "cat init.txt > main.txt"]}])
+    pod["spec"]["initContainers"] = [{"name": "setup", "command": ["/bin/sh", "-c", "echo ready > init.txt"]}]
+    job_dir, info = run_with_template(tmp_path, pod, {})
+    assert info == JobInfo("CD", "0")
+    assert (job_dir / "main.txt").read_text() == "ready\n"
+    assert not (job_dir / "init-setup.status").exists()

@@ -10,14 +10,11 @@ import time
 from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
 
 import pytest
+from agentfakes import Clock, agent_with_pods, drive, first_time
 
-from vnode import condor
-from vnode.agent import Agent, AgentConfig
 from vnode.batch import JobInfo, LocalBackend
-from vnode.condor import CondorJob
 from vnode.statusloop import (
     ApiStatusCache,
     FastRounds,
@@ -26,15 +23,6 @@ from vnode.statusloop import (
     StatusLoop,
     check_pod_status,
 )
-
-
-class Clock:
-    def __init__(self, now: float = 0.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
 
 # ---------------------------------------------------------------------- the plugin's cache
 
@@ -243,110 +231,6 @@ def test_fast_rounds_ask_every_pod_each_poll() -> None:
 # ---------------------------------------------------------------------- the agent, wired
 
 
-class FakeKube:
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self.patches: list[tuple[float, str, dict[str, Any]]] = []
-
-    def patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        self.patches.append((self.clock.now, path.split("/")[-2], body))
-        return {}
-
-    def get(self, path: str, **params: Any) -> dict[str, Any]:
-        raise AssertionError(f"unexpected GET {path}")
-
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return {}
-
-    def delete(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {}
-
-
-class FakeBackend:
-    """Jobs whose state the test sets; every query costs 20 ms of the fake clock."""
-
-    name = "slurm"
-
-    def __init__(self, clock: Clock, flavour: str = "slurm") -> None:
-        self.clock = clock
-        self.flavour = flavour
-        self.jobs: dict[str, Any] = {}
-        self.dirs: dict[str, Path] = {}
-        self.queries: list[list[str]] = []
-        self.refusal: str | None = None  # the VK refuses every create answer with this (HTCondor plugin HEAD)
-        self.cancelled: list[str] = []
-
-    def write_job(self, root: Path, pod: dict[str, Any], *rest: Any) -> tuple[Path, int | None]:
-        directory = root / f"{pod['metadata']['namespace']}-{pod['metadata']['uid']}"
-        directory.mkdir(parents=True, exist_ok=True)
-        return directory / "job.slurm", None
-
-    def submit(self, job_dir: Path, script: Path, time_limit: int | None) -> str:
-        job_id = str(100 + len(self.dirs))
-        self.dirs[job_id] = job_dir
-        self.jobs[job_id] = JobInfo("PD", "0") if self.flavour == "slurm" else CondorJob(job_id, condor.IDLE)
-        return job_id
-
-    def create_refusal(self, pod: dict[str, Any], job_id: str) -> str | None:
-        return self.refusal
-
-    def finish(self, job_id: str, code: int = 0) -> None:
-        if self.flavour == "slurm":
-            (self.dirs[job_id] / "run-main.status").write_text(f"{code}\n")
-            self.jobs[job_id] = JobInfo("CD" if code == 0 else "F", str(code << 8))
-        else:
-            self.jobs[job_id] = CondorJob(job_id, condor.COMPLETED, exit_code=code)
-
-    def query(self, job_ids: list[str]) -> dict[str, Any]:
-        self.queries.append(list(job_ids))
-        self.clock.now += 0.02
-        return {j: self.jobs[j] for j in job_ids if j in self.jobs}
-
-    def cancel(self, job_id: str) -> None:
-        self.cancelled.append(job_id)
-
-    def adopt(self, job_id: str, job_dir: Path) -> None:
-        pass
-
-    def ping(self) -> tuple[bool, str]:
-        return True, ""
-
-
-def make_pod(i: int) -> dict[str, Any]:
-    return {
-        "metadata": {"name": f"pod-{i}", "namespace": "ns", "uid": f"uid-{i}"},
-        "spec": {"containers": [{"name": "main", "image": "busybox", "command": ["true"]}]},
-        "status": {"phase": "Pending"},
-    }
-
-
-def agent_with_pods(
-    tmp_path: Path, n: int, timing: str = "real", flavour: str = "slurm", seed: int = 0
-) -> tuple[Agent, FakeKube, FakeBackend, Clock]:
-    clock = Clock()
-    kube, backend = FakeKube(clock), FakeBackend(clock, flavour)
-    config = AgentConfig(node="vk-test", state_dir=tmp_path, status_timing=timing, poll=1.0)
-    agent = Agent(config, kube, backend, clock=clock, rng=random.Random(seed))  # fakes of Kube and Backend
-    for i in range(n):
-        agent._handle("ADDED", make_pod(i))
-    return agent, kube, backend, clock
-
-
-def drive(agent: Agent, clock: Clock, until: float, step: float = 0.1) -> None:
-    while clock.now < until:
-        while agent.status_due <= clock.now:
-            agent.status_step()
-        clock.now += step
-
-
-def first_time(kube: FakeKube, phase: str) -> dict[str, float]:
-    times: dict[str, float] = {}
-    for t, name, body in kube.patches:
-        if (body.get("status") or {}).get("phase") == phase:
-            times.setdefault(name, t)
-    return times
-
-
 def test_agent_writes_pending_then_containers_with_the_job_id(tmp_path: Path) -> None:
     _, kube, _, _ = agent_with_pods(tmp_path, 1)
     (_, _, first), (_, _, second) = kube.patches
@@ -394,29 +278,6 @@ def test_agent_htcondor_has_no_plugin_cache(tmp_path: Path) -> None:
     drive(agent, clock, 9)
     done = sorted(first_time(kube, "Succeeded").values())
     assert len(done) == 3 and done[-1] < 5.2  # all in the first pass, one condor query per pod
-
-
-def test_agent_htcondor_head_build_fails_every_pod_while_its_job_runs(tmp_path: Path) -> None:
-    # interlink-htcondor-plugin 6f5ee3e answers /create with 201; interLink's VK refuses
-    # anything but 200 (execute.go createRequest) and fails the pod (handleRemoteExecutionFailure)
-    clock = Clock()
-    kube, backend = FakeKube(clock), FakeBackend(clock, "htcondor")
-    backend.refusal = "error doing createRequest() ... (HTTP 201) ..."
-    agent = Agent(AgentConfig(node="vk-test", state_dir=tmp_path), kube, backend, clock=clock, rng=random.Random(0))
-    agent._handle("ADDED", make_pod(0))
-    assert list(backend.jobs) == ["100"]  # the job was submitted
-    (_, _, pending), (_, _, failed) = kube.patches
-    assert pending["status"]["startTime"] and "containerStatuses" not in pending["status"]  # initial status
-    assert failed["status"]["phase"] == "Failed" and failed["status"]["reason"] == "ProviderFailed"
-    assert failed["status"]["message"] == backend.refusal
-    assert "metadata" not in failed  # no JobID annotation
-    backend.finish("100")
-    drive(agent, clock, 30)
-    assert backend.queries == []  # a terminal pod is never asked about again
-    deleted = make_pod(0)
-    deleted["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    agent._handle("MODIFIED", deleted)
-    assert backend.cancelled == ["100"]  # the VK's /delete reaches the plugin, which condor_rm's the job
 
 
 def test_agent_real_timing_keeps_a_running_pod_whose_job_squeue_forgot(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from .agent import Agent, AgentConfig
+from .agent import CREATE_DELAY, Agent, AgentConfig
 from .batch import make_backend
 from .htcondor import PLUGIN_BUILDS
 from .kube import Kube
@@ -109,8 +109,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="directories put first on the job's PATH: they stand in for what the pod's image holds "
         "(Python and Snakemake), since there is no container runtime",
     )
-    parser.add_argument("--cpu", default="8", help="advertised cpu capacity")
-    parser.add_argument("--memory", default="49Gi", help="advertised memory capacity")
+    parser.add_argument(
+        "--create-delay",
+        type=float,
+        default=CREATE_DELAY,
+        help="seconds between the VK's CreatePod returning and the plugin's sbatch (interLink creates "
+        "asynchronously: a pod deleted meanwhile still gets its job, orphaned); raise it to widen that window",
+    )
+    parser.add_argument(
+        "--ping-always-ok",
+        action="store_true",
+        help="a released Slurm plugin (<= 0.6.2-pre5): the ping answers 200 even with Slurm down, so the node "
+        "stays Ready (new pods then fail ProviderFailed at sbatch) and the capacity stays --cpu/--memory",
+    )
+    parser.add_argument(
+        "--static-capacity",
+        action="store_true",
+        help="keep --cpu/--memory; by default (interLink 0.6.2 + Slurm plugin HEAD) every successful ping "
+        "overwrites cpu and memory capacity/allocatable with the batch system's free resources",
+    )
+    parser.add_argument(
+        "--full-mesh",
+        action="store_true",
+        help="the site's interLink has Network.FullMesh: pods without the annotation "
+        "interlink.eu/mesh-network: disabled fail ProviderFailed after the wstunnel set-up times out "
+        "(~31 s, holding up every other pod event), as this cluster has no node for the wstunnel pod",
+    )
+    parser.add_argument(
+        "--job-script-template",
+        action="store_true",
+        help="the site's interLink renders a JobScriptTemplate: the plugin runs it as the job's only container "
+        "(jobScript), so no run-<ctn>.status/.out: exit codes come from squeue (768 reads as 68) and logs are "
+        "job.out only (Slurm flavour; the HTCondor plugin ignores it)",
+    )
+    parser.add_argument("--cpu", default="8", help="advertised cpu capacity (the Helm default)")
+    parser.add_argument("--memory", default="49Gi", help="advertised memory capacity (the Helm default)")
     parser.add_argument("--pods", default="100", help="advertised pod capacity")
     parser.add_argument("--gpus", default="0", help="advertised nvidia.com/gpu capacity")
     parser.add_argument("--log-level", default="INFO")
@@ -151,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         capacity={"cpu": args.cpu, "memory": args.memory, "pods": args.pods, "nvidia.com/gpu": args.gpus},
         labels=labels,
         taints=taints,
+        create_delay=args.create_delay,
+        full_mesh=args.full_mesh,
+        ping_always_ok=args.ping_always_ok,
+        capacity_from_batch=not args.static_capacity,
     )
     backend = make_backend(
         args.batch,
@@ -160,11 +197,12 @@ def main(argv: list[str] | None = None) -> int:
         plugin_build=args.plugin_build,
         container_path=config.container_path,
         command_prefix=args.command_prefix,
+        job_script_template=args.job_script_template,
     )
     agent = Agent(config, Kube(args.kubeconfig), backend)
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        logging.info("signal %d: stopping (jobs keep running and are re-adopted on restart)", signum)
+        logging.info("signal %d: stopping (jobs keep running; pods with a JobID are re-adopted on restart)", signum)
         agent.stop()
 
     signal.signal(signal.SIGTERM, stop)
@@ -191,6 +229,14 @@ def main(argv: list[str] | None = None) -> int:
         config.address,
         config.port,
         config.jobs_dir,
+    )
+    logging.info(
+        "create delay %gs; capacity %s; ping %s%s%s",
+        config.create_delay,
+        "static" if args.static_capacity or args.ping_always_ok else "from the batch system's free resources",
+        "always 200 (released plugin)" if args.ping_always_ok else "follows the batch system",
+        "; full mesh site" if args.full_mesh else "",
+        "; site job script template" if args.job_script_template else "",
     )
     agent.run()
     return 0

@@ -1,9 +1,12 @@
 """The running agent: watches the pods bound to its node and runs them as interLink would.
 
 Threads: one watches the pods (a single watch with a field selector, relisting when the
-watch expires); one pings the batch system and refreshes the Node; one serves logs.
-Everything that touches a pod happens in the main loop, which owns the pod records: it
-handles watch events, retries (missing env or volume sources), and the status timing
+watch expires); one pings the batch system and refreshes the Node; one serves logs; a few
+run the plugin's /create (write the job, sbatch) off the main loop, as interLink's CreatePod
+returns before the remote create has finished. Everything else that touches a pod happens
+in the main loop, which owns the pod records: it handles watch events (one at a time, as
+interLink's single pod sync worker: a pod whose CreatePod blocks holds up all others),
+retries (missing env or volume sources), the creations' results, and the status timing
 (statusloop.py), patching a pod's status subresource only when the VK's view of it changes:
   real (default)  the VK's statusLoop: every `vk_status_interval` (5 s) after the previous
                   pass, a pass over the non-terminal pods in random order, one pod per
@@ -17,23 +20,39 @@ Per pod, the stages are those of the real chain:
   WAIT_ENV      the virtual-kubelet library cannot resolve an env source: Warning event,
                 exponential backoff (5 ms doubling, at most 1000 s), dropped after 20 tries;
                 the pod stays Pending with no status from the node (as with the real VK)
-  WAIT_VOLUMES  interLink's VK wrote the initial Pending status; a ConfigMap/Secret volume
-                is missing: phase "Initializing", retried every 2 s, after `cfg_timeout`
-                "CFGMaps/Secrets not found" then ProviderFailed
-  SUBMITTED     the plugin wrote the job and sbatch accepted it (annotation JobID)
+  MESH          (--full-mesh) CreatePod is stuck in the wstunnel set-up, which cannot work
+                here (mesh.py): the pod sync worker waits ~31 s, then ProviderFailed
+  WAIT_VOLUMES  CreatePod returned (initial Pending written, the pod is in the VK's map);
+                RemoteExecution's goroutine waits for a missing ConfigMap/Secret volume:
+                phase "Initializing" (its own copy of the pod), retried every 2 s, after
+                `cfg_timeout` "CFGMaps/Secrets not found" then ProviderFailed
+  CREATING      the remote create is in flight (`create_delay`, then the plugin writes the job
+                and runs sbatch in a worker thread); the VK's status passes ask about the pod
+                meanwhile and the plugin, which has no JobID for it, answers empty states
+  SUBMITTED     sbatch accepted the job; the VK wrote the annotation JobID
   DONE          Succeeded/Failed; the job directory stays (logs) until the pod is deleted
+
+A pod deleted in WAIT_VOLUMES or CREATING is forgotten by the VK, but its creation runs on
+(`_ghosts`): the Slurm plugin's /delete found no JobID (it panics) and cancelled nothing,
+so the job is submitted anyway and runs orphaned. After a restart only pods with a JobID
+annotation are re-adopted; the others are created again (a second job if the first one
+was submitted), while the plugin still knows the jobs of its job directories (LoadJIDs).
 """
 
 from __future__ import annotations
 
+import copy
 import enum
+import functools
 import heapq
 import logging
+import math
 import queue
 import random
 import subprocess
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,10 +61,11 @@ from typing import Any
 import httpx
 
 from . import jobfiles
-from .batch import Backend, BatchUnavailable, SubmitError
+from .batch import Backend, BatchUnavailable
 from .condor import CondorJob
 from .condor import container_statuses as condor_container_statuses
 from .kube import ApiError, Kube
+from .mesh import failed_setup, mesh_disabled
 from .node import NodeKeeper, NodeSpec, now
 from .resolve import MissingSource, Sources, container_env, volume_sources
 from .sbatch import CONTAINER_PATH, all_containers
@@ -59,6 +79,8 @@ from .status import (
     job_kind,
     merge_patch,
     plugin_container_statuses,
+    plugin_unknown_pod_statuses,
+    provider_error_status,
     provider_failed_status,
     squeue_exit_code,
     vk_create_error,
@@ -78,11 +100,16 @@ from .statusloop import (
 
 log = logging.getLogger(__name__)
 STATUS_TIMINGS = ("real", "fast")
+CREATE_DELAY = 0.5  # seconds from CreatePod's return to the plugin's sbatch, besides sbatch's own time
+CREATE_WORKERS = 8  # plugin /create calls handled at once
+RELEASED_PING = "interLink ping answered 200: plugins up to 0.6.2-pre5 do not check sinfo's exit status"
 
 
 class Stage(enum.Enum):
     WAIT_ENV = "waiting for env sources"
+    MESH = "CreatePod blocked in the mesh network set-up"
     WAIT_VOLUMES = "waiting for volume sources"
+    CREATING = "remote create in flight"
     SUBMITTED = "submitted"
     DONE = "done"
     GAVE_UP = "dropped by the VK's work queue"
@@ -102,6 +129,10 @@ class AgentConfig:
     container_path: str = CONTAINER_PATH  # PATH inside the stand-in "container"
     cfg_timeout: float = 300.0  # how long a missing ConfigMap/Secret volume is waited for
     env_max_retries: int = 20  # the virtual-kubelet work queue's MaxRetries
+    create_delay: float = CREATE_DELAY  # latency of the remote create before sbatch (the orphan window)
+    full_mesh: bool = False  # the site's interLink has Network.FullMesh (mesh.py)
+    ping_always_ok: bool = False  # a released plugin (<= 0.6.2-pre5): the ping is 200 even with Slurm down
+    capacity_from_batch: bool = True  # interLink 0.6.2 + plugin HEAD: cpu/memory = the free resources
     capacity: dict[str, str] = field(
         default_factory=lambda: {"cpu": "8", "memory": "49Gi", "pods": "100", "nvidia.com/gpu": "0"}
     )
@@ -129,6 +160,12 @@ class PodRecord:
     finished_at: str | None = None
     last_seen: Any = None  # fast timing: what the batch system said about the job at the last round
     warned: bool = False
+    in_vk: bool = False  # in the VK's pods map (CreatePod returned, or re-adopted from its JobID)
+    vk_status: dict[str, Any] | None = None  # the VK's own copy of the status while the creation runs
+    offload_status: dict[str, Any] = field(default_factory=dict)  # RemoteExecution's copy (volume wait)
+    volume_data: dict[str, dict[str, str]] = field(default_factory=dict)
+    deleted: bool = False  # gone from the API while its creation runs on (writes go nowhere)
+    error: str = ""  # the mesh set-up's error
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -141,6 +178,36 @@ class PodRecord:
     @property
     def container_names(self) -> list[str]:
         return [c["name"] for c in self.pod["spec"].get("containers") or []]
+
+    @property
+    def vk_phase(self) -> str | None:
+        """The phase of the VK's own copy (what its statusLoop looks at)."""
+        return (self.vk_status if self.vk_status is not None else self.status).get("phase")
+
+
+class _Workers:
+    """A few daemon threads running the plugin's /create calls (dying with the agent, as the
+    requests of a VK that stops)."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._queue: queue.Queue[Callable[[], None]] = queue.Queue()
+        self._started = False
+
+    def submit(self, job: Callable[[], None]) -> None:
+        if not self._started:
+            self._started = True
+            for i in range(self._count):
+                threading.Thread(target=self._work, name=f"create-{i}", daemon=True).start()
+        self._queue.put(job)
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                job()
+            except Exception:  # the job reports its own errors; this is a bug
+                log.exception("create worker")
 
 
 @dataclass(frozen=True)
@@ -159,7 +226,10 @@ class Agent:
         backend: Backend,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        spawn: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
+        """`spawn` runs a plugin /create off the main loop (default: a few worker threads;
+        tests pass a function that runs it at once)."""
         if config.status_timing not in STATUS_TIMINGS:
             raise ValueError(f"status timing {config.status_timing!r}: expected one of {', '.join(STATUS_TIMINGS)}")
         self.config = config
@@ -192,6 +262,18 @@ class Agent:
         cache = 0.0 if backend.flavour == "htcondor" else config.plugin_status_cache
         self._plugin: PluginStatusCache[PodAnswer] = PluginStatusCache(cache, clock)
         self._api: ApiStatusCache[PodAnswer] = ApiStatusCache()
+        self._spawn = spawn or _Workers(CREATE_WORKERS).submit
+        self._ghosts: dict[str, PodRecord] = {}  # deleted pods whose creation still runs
+        self._mesh: PodRecord | None = None  # the pod whose CreatePod holds the VK's only pod worker
+        self._backlog: OrderedDict[str, tuple[str, Any]] = OrderedDict()  # pod events waiting for it
+        self._deferred: list[str] = []  # env retries waiting for it
+        # The plugin's JIDs map (pod uid -> job id), filled when sbatch returns and, at start,
+        # from the job directories (LoadJIDs); the create workers write it.
+        self._jids_lock = threading.Lock()
+        self._plugin_jids: dict[str, str] = {}
+        for uid, (job_id, directory) in jobfiles.load_jids(config.jobs_dir).items():
+            self._plugin_jids[uid] = job_id
+            backend.adopt(job_id, directory)
 
     # ------------------------------------------------------------------ threads
     def start_background(self) -> None:
@@ -211,8 +293,15 @@ class Agent:
         return directory if directory is not None and directory.exists() else None
 
     def _refresh_node(self) -> None:
-        ready, message = self.backend.ping()
-        self.keeper.update(ready, message or ("batch system answers" if ready else "batch system does not answer"))
+        if self.config.ping_always_ok:  # and its answer (sinfo -s text) carries no resources
+            self.keeper.update(True, RELEASED_PING)
+            return
+        ready, message, resources = self.backend.ping()
+        self.keeper.update(
+            ready,
+            message or ("batch system answers" if ready else "batch system does not answer"),
+            resources if self.config.capacity_from_batch else None,
+        )
 
     def _node_loop(self) -> None:
         while not self._stop.wait(self.config.ping_interval):
@@ -257,21 +346,49 @@ class Agent:
     def run(self) -> None:
         """Process events, retries and status requests until stop() is called."""
         while not self._stop.is_set():
-            due = self.status_due
-            deadline = min(due, self._timers[0][0]) if self._timers else due
+            deadline = min(self.status_due, self._timers[0][0] if self._timers else math.inf)
             try:
                 kind, payload = self._events.get(timeout=max(0.0, deadline - self._clock()))
                 self._guard(self._handle, kind, payload)
             except queue.Empty:
                 pass
-            current = self._clock()
-            while self._timers and self._timers[0][0] <= current:
-                when, uid = heapq.heappop(self._timers)
-                record = self._records.get(uid)
-                if record and record.next_try == when and record.stage in (Stage.WAIT_ENV, Stage.WAIT_VOLUMES):
-                    self._guard(self._advance, record)
-            if current >= self.status_due:
+            self._fire_timers()
+            if self._clock() >= self.status_due:
                 self._guard(self.status_step)
+
+    def pump(self) -> None:
+        """Handle every queued event and every due timer, without waiting (the status timing
+        is status_step's): what run() does between two waits."""
+        while True:
+            handled = False
+            while True:
+                try:
+                    kind, payload = self._events.get_nowait()
+                except queue.Empty:
+                    break
+                self._guard(self._handle, kind, payload)
+                handled = True
+            if not self._fire_timers() and not handled:
+                return
+
+    def _fire_timers(self) -> bool:
+        fired = False
+        current = self._clock()
+        while self._timers and self._timers[0][0] <= current:
+            when, uid = heapq.heappop(self._timers)
+            record = self._records.get(uid) or self._ghosts.get(uid)
+            if record is None or record.next_try != when:
+                continue
+            fired = True
+            if record.stage is Stage.MESH:
+                self._guard(self._mesh_failed, record)
+            elif record.stage is Stage.WAIT_ENV and self._mesh is not None:
+                self._deferred.append(uid)  # the library's work queue: its only worker is busy
+            elif record.stage in (Stage.WAIT_ENV, Stage.WAIT_VOLUMES):
+                self._guard(self._advance, record)
+            elif record.stage is Stage.CREATING:
+                self._guard(self._dispatch_create, record)
+        return fired
 
     @staticmethod
     def _guard(function: Any, *args: Any) -> None:
@@ -285,6 +402,37 @@ class Agent:
         heapq.heappush(self._timers, (record.next_try, record.meta["uid"]))
 
     def _handle(self, kind: str, payload: Any) -> None:
+        if kind == "CREATED":  # a plugin /create returned (a goroutine of RemoteExecution)
+            self._created(*payload)
+        elif self._mesh is not None:  # the VK's only pod worker is stuck in a CreatePod
+            self._defer(kind, payload)
+        else:
+            self._sync(kind, payload)
+
+    def _defer(self, kind: str, payload: Any) -> None:
+        """Keep a pod event for the worker: one entry per pod, its latest state (a work queue
+        holds keys, and the worker reads the pod as it is when it gets to it)."""
+        if kind == "SYNC":
+            present = {pod["metadata"]["uid"] for pod in payload}
+            for uid, record in self._records.items():
+                if uid not in present:
+                    self._backlog[uid] = ("DELETED", record.pod)
+            for pod in payload:
+                self._backlog[pod["metadata"]["uid"]] = ("MODIFIED", pod)
+        else:
+            self._backlog[payload["metadata"]["uid"]] = (kind, payload)
+
+    def _drain_backlog(self) -> None:
+        while self._mesh is None and (self._backlog or self._deferred):
+            if self._backlog:
+                _, (kind, payload) = self._backlog.popitem(last=False)
+                self._guard(self._sync, kind, payload)
+                continue
+            record = self._records.get(self._deferred.pop(0))
+            if record is not None and record.stage is Stage.WAIT_ENV:
+                self._guard(self._advance, record)
+
+    def _sync(self, kind: str, payload: Any) -> None:
         if kind == "SYNC":
             present = {pod["metadata"]["uid"] for pod in payload}
             for uid in [uid for uid in self._records if uid not in present]:
@@ -311,17 +459,17 @@ class Agent:
             self._delete(record)
 
     def _new_record(self, pod: dict[str, Any]) -> PodRecord:
-        """A record for a pod seen for the first time, re-adopting its job if it has one."""
+        """A record for a pod seen for the first time, re-adopting its job if it has one.
+
+        Only the annotation JobID counts (interLink's RetrievePodsFromCluster): a pod without it
+        is created again, even when its job directory says a job was submitted."""
         directory = jobfiles.job_dir(self.config.jobs_dir, pod)
         record = PodRecord(pod=pod, job_dir=directory, status=dict(pod.get("status") or {}))
-        job_id = (
-            (pod["metadata"].get("annotations") or {}).get("JobID")
-            or (jobfiles.read_text(directory / "JobID.jid") or "").strip()
-            or None
-        )
+        job_id = (pod["metadata"].get("annotations") or {}).get("JobID") or None
         terminal = record.status.get("phase") in TERMINAL_PHASES
         if job_id:
             record.job_id = job_id
+            record.in_vk = True
             record.stage = Stage.DONE if terminal else Stage.SUBMITTED
             record.started_at = (jobfiles.read_text(directory / "StartedAt.time") or "").strip() or None
             record.finished_at = (jobfiles.read_text(directory / "FinishedAt.time") or "").strip() or None
@@ -335,89 +483,189 @@ class Agent:
         return record
 
     def _advance(self, record: PodRecord) -> None:
-        """Move a new pod towards submission (VK library env check, VK volumes, plugin create)."""
+        """Move a new pod towards its remote create (VK library env check, the VK's CreatePod,
+        RemoteExecution's volume wait); the create itself runs off the main loop."""
         if record.stage is Stage.WAIT_ENV:
             sources = Sources(self.kube, record.meta["namespace"])
             try:
                 record.env = {c["name"]: container_env(record.pod, c, sources) for c in all_containers(record.pod)}
             except MissingSource as missing:
                 self._event(record, missing.reason, missing.message)
-                record.env_attempts += 1
-                if record.env_attempts > self.config.env_max_retries:
-                    record.stage = Stage.GAVE_UP
-                    log.warning(
-                        "pod %s: %s; giving up after %d retries (stays Pending)",
-                        record.ref,
-                        missing,
-                        self.config.env_max_retries,
-                    )
-                    return
-                delay = min(0.005 * 2**record.env_attempts, 1000.0)
-                log.info("pod %s: %s; retry %d in %.2fs", record.ref, missing, record.env_attempts, delay)
-                self._schedule(record, delay)
+                self._requeue(record, str(missing))
                 return
-            if not self._write_status(record, initial_status(record.pod, now(), self.config.address)):
-                self._schedule(record, 2.0)
+            if self.config.full_mesh and not mesh_disabled(record.pod):
+                self._begin_mesh(record)
                 return
-            record.stage = Stage.WAIT_VOLUMES
-            record.volumes_deadline = self._clock() + self.config.cfg_timeout
+            if not self._create_pod(record):
+                return
         if record.stage is Stage.WAIT_VOLUMES:
             try:
                 data = volume_sources(record.pod, Sources(self.kube, record.meta["namespace"]))
             except MissingSource as missing:
                 if self._clock() >= record.volumes_deadline:
                     log.warning("pod %s: %s after %.0fs; failing it", record.ref, missing, self.config.cfg_timeout)
-                    self._write_status(record, cfg_not_found_status(record.status))
+                    self._write_status(record, cfg_not_found_status(record.offload_status))
                     self._fail(record, CFG_TIMEOUT_ERROR)
                     return
-                if record.status.get("phase") != "Initializing":
+                if record.offload_status.get("phase") != "Initializing":
                     log.info("pod %s: %s; waiting (phase Initializing)", record.ref, missing)
-                    # the VK's copy has the containers waiting by now: they come with this update
-                    self._write_status(record, with_phase(created_status(record.status, record.pod), "Initializing"))
+                    record.offload_status = with_phase(record.offload_status, "Initializing")
+                    self._write_status(record, record.offload_status)
                 self._schedule(record, 2.0)
                 return
-            if record.status.get("phase") == "Initializing":
-                self._write_status(record, with_phase(record.status, "Pending"))
-            self._submit(record, data)
+            if (record.pod.get("spec") or {}).get("volumes"):
+                # remoteExecutionHandleVolumes writes its copy, phase Pending, after each volume
+                record.offload_status = with_phase(record.offload_status, "Pending")
+                self._write_status(record, record.offload_status)
+            record.volume_data = data
+            record.stage = Stage.CREATING
+            self._schedule(record, self.config.create_delay)
 
-    def _submit(self, record: PodRecord, volume_data: dict[str, dict[str, str]]) -> None:
+    def _requeue(self, record: PodRecord, why: str) -> None:
+        """The virtual-kubelet work queue retries the pod: 5 ms doubling, at most 1000 s,
+        dropped after `env_max_retries` (the pod then stays as it is)."""
+        record.env_attempts += 1
+        if record.env_attempts > self.config.env_max_retries:
+            record.stage = Stage.GAVE_UP
+            log.warning("pod %s: %s; giving up after %d retries", record.ref, why, self.config.env_max_retries)
+            return
+        record.stage = Stage.WAIT_ENV
+        delay = min(0.005 * 2**record.env_attempts, 1000.0)
+        log.info("pod %s: %s; retry %d in %.2fs", record.ref, why, record.env_attempts, delay)
+        self._schedule(record, delay)
+
+    def _create_pod(self, record: PodRecord) -> bool:
+        """interLink's CreatePod: the initial status (no containers yet), the pod enters the
+        VK's map with its containers waiting `Remote pod submitted`, RemoteExecution starts."""
+        initial = initial_status(record.pod, now(), self.config.address)
+        if not self._write_status(record, initial):
+            self._schedule(record, 2.0)
+            return False
+        record.in_vk = True
+        record.vk_status = created_status(initial, record.pod)
+        record.offload_status = copy.deepcopy(record.vk_status)  # RemoteExecution's pod.DeepCopy()
+        record.stage = Stage.WAIT_VOLUMES
+        record.volumes_deadline = self._clock() + self.config.cfg_timeout
+        return True
+
+    def _begin_mesh(self, record: PodRecord) -> None:
+        """CreatePod's synchronous wstunnel set-up, which fails here (mesh.py): the VK's only pod
+        worker is held until it gives up."""
+        blocked, record.error = failed_setup(record.pod)
+        record.stage = Stage.MESH
+        self._mesh = record
+        self._schedule(record, blocked)
+        log.info("pod %s: CreatePod sets up the mesh network (the pod worker waits %.0fs)", record.ref, blocked)
+
+    def _mesh_failed(self, record: PodRecord) -> None:
+        """CreatePod returned the set-up's error: the library's handleProviderError."""
+        self._mesh = None
+        log.warning("pod %s: create failed: %s", record.ref, record.error)
+        self._event(record, "ProviderCreateFailed", record.error)
+        policy = (record.pod.get("spec") or {}).get("restartPolicy")
+        self._write_status(record, provider_error_status(record.status, record.error, policy))
+        if policy == "Never":
+            record.stage = Stage.DONE
+        else:  # Pending, and the work queue syncs the pod again: another CreatePod
+            self._requeue(record, record.error)
+        self._drain_backlog()
+
+    def _dispatch_create(self, record: PodRecord) -> None:
+        """createRequest reaches the plugin: its /create runs in a worker."""
+        self._spawn(
+            functools.partial(
+                self._remote_create, record.meta["uid"], record.pod, record.env, record.volume_data, record.job_dir
+            )
+        )
+
+    def _remote_create(
+        self,
+        uid: str,
+        pod: dict[str, Any],
+        env: dict[str, list[tuple[str, str]]],
+        volume_data: dict[str, dict[str, str]],
+        job_dir: Path,
+    ) -> None:
+        """The plugin's /create (any thread): write the job, sbatch, remember the JobID."""
         try:
             script, time_limit = self.backend.write_job(
-                self.config.jobs_dir, record.pod, record.env, volume_data, self.config.container_path
+                self.config.jobs_dir, pod, env, volume_data, self.config.container_path
             )
-            job_id = self.backend.submit(record.job_dir, script, time_limit)
-        except (jobfiles.ProviderError, SubmitError, BatchUnavailable, OSError, subprocess.SubprocessError) as exc:
-            jobfiles.remove(record.job_dir)
-            log.warning("pod %s: create failed: %s", record.ref, str(exc).strip()[:2000])
-            self._fail(record, vk_create_error(str(exc), getattr(exc, "plugin_status", 504)))
+            job_id = self.backend.submit(job_dir, script, time_limit)
+        except Exception as exc:  # whatever fails, the plugin answers an error and the VK reports it
+            jobfiles.remove(job_dir)
+            error = vk_create_error(str(exc) or type(exc).__name__, getattr(exc, "plugin_status", 504))
+            self._events.put(("CREATED", (uid, None, error)))
             return
-        jobfiles.record_submission(record.job_dir, record.pod, job_id)
+        jobfiles.record_submission(job_dir, pod, job_id)
+        with self._jids_lock:  # handleJidAndPodUid
+            self._plugin_jids[uid] = job_id
+        # a plugin build whose /create answers anything but 200 (htcondor HEAD: 201): the job
+        # was submitted and runs, but the VK takes the answer for a failure
+        refusal = self.backend.create_refusal(pod, job_id)
+        self._events.put(("CREATED", (uid, job_id, refusal)))
+
+    def _created(self, uid: str, job_id: str | None, error: str | None) -> None:
+        """RemoteExecution's create returned: the VK writes the JobID, or ProviderFailed with
+        the error (then `job_id`, if any, is a job the plugin submitted all the same)."""
+        ghost = self._ghosts.pop(uid, None)
+        if ghost is not None:
+            if job_id is None:
+                log.info("pod %s: deleted while its creation ran; the create failed: %s", ghost.ref, error)
+                return
+            with self._jids_lock:
+                orphaned = self._plugin_jids.get(uid) == job_id
+            if orphaned:
+                log.warning(
+                    "pod %s: deleted while its creation ran; %s job %s was submitted anyway and keeps running, "
+                    "orphaned (the plugin's delete found no JobID)",
+                    ghost.ref,
+                    self.backend.name,
+                    job_id,
+                )
+            else:
+                log.info("pod %s: deleted while its creation ran; its delete cancelled job %s", ghost.ref, job_id)
+            return
+        record = self._records.get(uid)
+        if record is None or record.stage is not Stage.CREATING:
+            return
+        if error is not None:
+            if job_id is not None:
+                # submitted and running; the VK fails the pod without a JobID, never asks its
+                # status again, and cancels the job only when the pod is deleted
+                record.job_id = job_id
+                self._dirs[(record.meta["namespace"], record.meta["name"])] = record.job_dir
+                log.warning(
+                    "pod %s: %s job %s submitted, but the VK refuses the plugin's answer: ProviderFailed, "
+                    "the job runs on",
+                    record.ref,
+                    self.backend.name,
+                    job_id,
+                )
+            else:
+                log.warning("pod %s: create failed: %s", record.ref, error.strip()[:2000])
+            self._fail(record, error)
+            return
         record.job_id = job_id
+        vk = record.vk_status if record.vk_status is not None else created_status(record.status, record.pod)
+        record.vk_status = None
+        record.stage = Stage.DONE if vk.get("phase") in TERMINAL_PHASES else Stage.SUBMITTED
         self._dirs[(record.meta["namespace"], record.meta["name"])] = record.job_dir
-        refusal = self.backend.create_refusal(record.pod, job_id)
-        if refusal is not None:
-            # the job was submitted and runs; the VK fails the pod without a JobID, never asks
-            # its status again, and cancels the job only when the pod is deleted
-            log.warning(
-                "pod %s: %s job %s submitted, but the VK refuses the plugin's answer: ProviderFailed, the job runs on",
-                record.ref,
-                self.backend.name,
-                job_id,
-            )
-            self._fail(record, refusal)
-            return
-        record.stage = Stage.SUBMITTED
-        # the VK's UpdatePod after the plugin's create: JobID, and the containers' first statuses
-        self._write_status(record, created_status(record.status, record.pod), annotations={"JobID": job_id})
+        # the VK's UpdatePod after the plugin's create: its copy of the pod, with the JobID
+        self._write_status(record, vk, annotations={"JobID": job_id})
         log.info("pod %s: submitted as %s job %s", record.ref, self.backend.name, job_id)
 
     def _fail(self, record: PodRecord, message: str) -> None:
+        """handleRemoteExecutionFailure: ProviderFailed, every container exits 1 with the error."""
         self._write_status(record, provider_failed_status(record.pod, message, now(), self.config.address))
         record.stage = Stage.DONE
+        record.vk_status = None
+        self._ghosts.pop(record.meta["uid"], None)
 
     def _delete(self, record: PodRecord) -> None:
-        """deletionTimestamp set: cancel the job, remove its directory, delete the pod (grace 0)."""
-        self._cleanup(record)
+        """deletionTimestamp set: the VK's DeletePod (the plugin's /delete), then the pod is
+        deleted with grace 0."""
+        self._vk_delete(record)
         meta = record.meta
         try:
             self.kube.delete(
@@ -428,25 +676,51 @@ class Agent:
             if exc.status not in (404, 409):
                 raise
         self._records.pop(meta["uid"], None)
+        self._keep_creating(record)
         log.info("pod %s: deleted", record.ref)
 
     def _forget(self, uid: str) -> None:
         """The pod is gone from the API (force-deleted, or deleted by us)."""
         record = self._records.pop(uid, None)
         if record is not None:
-            self._cleanup(record)
+            self._vk_delete(record)
+            self._keep_creating(record)
             log.info("pod %s: gone", record.ref)
 
-    def _cleanup(self, record: PodRecord) -> None:
-        if record.job_id and record.stage in (Stage.SUBMITTED, Stage.DONE):
-            try:
-                self.backend.cancel(record.job_id)
-            except (BatchUnavailable, OSError, subprocess.SubprocessError) as exc:
-                log.info("pod %s: cancel of job %s: %s", record.ref, record.job_id, exc)
-        jobfiles.remove(record.job_dir)
+    def _keep_creating(self, record: PodRecord) -> None:
+        """RemoteExecution's goroutine does not stop with the pod: the volume wait and the
+        remote create go on, their status writes reach no pod."""
+        if record.stage in (Stage.WAIT_VOLUMES, Stage.CREATING):
+            record.deleted = True
+            self._ghosts[record.meta["uid"]] = record
+            log.info("pod %s: deleted while its creation runs; the creation goes on", record.ref)
+
+    def _vk_delete(self, record: PodRecord) -> None:
+        """interLink's DeletePod for a pod in its map: the plugin's /delete, which cancels the
+        job of the JobID it knows, removes it and the job directory (prepare.go
+        deleteContainer). Without a JobID the Slurm plugin panics (nil JidStruct) and the
+        HTCondor plugin answers 404: nothing is cancelled. A failed scancel leaves both."""
         self._dirs.pop((record.meta["namespace"], record.meta["name"]), None)
-        self._api.forget(record.meta["uid"])
-        record.stage = Stage.DONE
+        if not record.in_vk:
+            return
+        record.in_vk = False
+        uid = record.meta["uid"]
+        self._api.forget(uid)
+        with self._jids_lock:
+            job_id = self._plugin_jids.get(uid)
+        if job_id is None:
+            why = "answers 404" if self.backend.flavour == "htcondor" else "panics"
+            log.warning("pod %s: the plugin's delete finds no JobID and %s: nothing cancelled", record.ref, why)
+            return
+        try:
+            self.backend.cancel(job_id)
+        except (BatchUnavailable, OSError, subprocess.SubprocessError) as exc:
+            log.warning("pod %s: cancel of job %s failed (%s); the plugin keeps job and dir", record.ref, job_id, exc)
+            return
+        with self._jids_lock:
+            if self._plugin_jids.get(uid) == job_id:
+                del self._plugin_jids[uid]
+        jobfiles.remove(record.job_dir)
 
     # ------------------------------------------------------------------ status timing
     @property
@@ -469,37 +743,49 @@ class Agent:
             return
         for uid in self._timing.take(now, self._vk_pods):
             record = self._records.get(uid)
-            if record is not None and record.stage is Stage.SUBMITTED and record.job_id:
+            if record is not None and record.in_vk and record.stage is not Stage.DONE:
                 self._ask(record)
 
     def _vk_pods(self) -> dict[str, str | None]:
-        """The VK's pods map, uid -> phase: every pod it accepted (not those still waiting for env)."""
-        held = (Stage.WAIT_VOLUMES, Stage.SUBMITTED, Stage.DONE)
-        return {uid: r.status.get("phase") for uid, r in self._records.items() if r.stage in held}
+        """The VK's pods map, uid -> the phase of its copy: every pod whose CreatePod returned
+        (a creation in progress reads Pending there: "Initializing" is RemoteExecution's copy)."""
+        return {uid: r.vk_phase for uid, r in self._records.items() if r.in_vk}
 
     def _ask(self, record: PodRecord) -> None:
-        """Real timing: one /status request for this pod through the plugin's cache and interLink's API."""
+        """Real timing: one /status request for this pod through the plugin's cache and
+        interLink's API; the plugin answers from its JobID for the pod, if it has one yet."""
         uid = record.meta["uid"]
 
         def fresh() -> dict[str, PodAnswer]:
-            job_id = record.job_id or ""
+            with self._jids_lock:
+                job_id = self._plugin_jids.get(uid)
+            if job_id is None and self.backend.flavour == "htcondor":
+                raise PluginError("no .jid file for the pod")  # handles.py StatusHandler cannot open it
             try:
-                jobs = self.backend.query([job_id])  # one batch query; only this pod's answer is built
+                jobs = self.backend.query([job_id] if job_id else [])  # squeue; only this pod's answer is built
             except BatchUnavailable as exc:
                 self._batch_down(exc)
                 raise PluginError(str(exc)) from exc
             self._batch_up()
+            if job_id is None:
+                return {uid: PodAnswer(plugin_unknown_pod_statuses(record.container_names), "no JobID yet")}
             remote, note = self._plugin_answer(record, jobs.get(job_id))
             if remote is None:
-                self._no_answer(record)
+                self._no_answer(record, job_id)
                 raise PluginError(f"no status for job {job_id}")
             return {uid: PodAnswer(remote, note)}
 
         try:
             answer = check_pod_status(uid, self._plugin, self._api, fresh)
         except PluginError:
-            return  # the VK logs the error and keeps the pod's status
-        if answer is not None:  # None: "No status available from InterLink for pod"
+            answer = None  # the VK logs the error and keeps the pod's status
+        if record.vk_status is not None:
+            # a creation in progress: the answer lands in the VK's copy, which the statusLoop
+            # then writes (asyncUpdate), whatever the answer was
+            if answer is not None:
+                record.vk_status = vk_merge(record.vk_status, answer.remote)
+            self._write_status(record, record.vk_status)
+        elif answer is not None:  # None: an error, or "No status available from InterLink for pod"
             self._apply_remote(record, answer.remote, answer.note)
 
     def _poll(self, uids: list[str]) -> None:
@@ -538,13 +824,13 @@ class Agent:
             log.warning("%s answers again after %.0fs", self.backend.name, self._clock() - self._batch_down_since)
             self._batch_down_since = None
 
-    def _no_answer(self, record: PodRecord) -> None:
+    def _no_answer(self, record: PodRecord, job_id: str | None = None) -> None:
         if not record.warned:
             if self.backend.flavour == "htcondor":
                 why = "in neither condor_q nor condor_history"
             else:
                 why = "unknown to squeue and no status files"
-            log.warning("pod %s: job %s %s: status kept", record.ref, record.job_id, why)
+            log.warning("pod %s: job %s %s: status kept", record.ref, job_id or record.job_id, why)
             record.warned = True
 
     def _plugin_answer(self, record: PodRecord, info: Any) -> tuple[list[dict[str, Any]] | None, str]:
@@ -593,7 +879,10 @@ class Agent:
 
     # ------------------------------------------------------------------ API writes
     def _write_status(self, record: PodRecord, new: dict[str, Any], annotations: dict[str, str] | None = None) -> bool:
-        """Patch the status subresource (and annotations, as the VK's UpdateStatus does)."""
+        """Patch the status subresource (and annotations, as the VK's UpdateStatus does).
+        Nothing for a deleted pod: the library drops updates of pods it no longer knows."""
+        if record.deleted:
+            return True
         body: dict[str, Any] = {}
         patch = merge_patch(record.status, new)
         if patch:
@@ -613,7 +902,7 @@ class Agent:
 
     def _event(self, record: PodRecord, reason: str, message: str) -> None:
         """A Warning event on the pod, once per reason and message (the VK's recorder)."""
-        if (reason, message) in record.events:
+        if record.deleted or (reason, message) in record.events:
             return
         record.events.add((reason, message))
         meta = record.meta

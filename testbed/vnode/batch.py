@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import jobfiles
+from .capacity import host_resources, parse_sinfo_json, parse_sinfo_text
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,9 @@ class Backend(Protocol):
 
     def adopt(self, job_id: str, job_dir: Path) -> None: ...
 
-    def ping(self) -> tuple[bool, str]: ...
+    def ping(self) -> tuple[bool, str, dict[str, str] | None]:
+        """(ready, message, the free cpu/memory the plugin's ping answer carries; None: none)."""
+        ...
 
 
 def _run(argv: list[str], timeout: float = 60.0, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -74,9 +77,11 @@ def _run(argv: list[str], timeout: float = 60.0, cwd: Path | None = None) -> sub
 
 
 class _SlurmJobFiles:
-    """job.slurm + job.sh, as the interLink Slurm plugin writes them."""
+    """job.slurm + job.sh, as the interLink Slurm plugin writes them (`job_script_template`:
+    the site's interLink renders a JobScriptTemplate, which the plugin runs instead)."""
 
     flavour = "slurm"
+    job_script_template = False
 
     def write_job(
         self,
@@ -86,17 +91,20 @@ class _SlurmJobFiles:
         volume_data: dict[str, dict[str, str]],
         container_path: str,
     ) -> tuple[Path, int | None]:
-        return jobfiles.write_job(root, pod, env, volume_data, container_path)
+        return jobfiles.write_job(root, pod, env, volume_data, container_path, self.job_script_template)
 
     def create_refusal(self, pod: dict[str, Any], job_id: str) -> str | None:
         return None  # the Slurm plugin's /create answers 200
 
 
 class SlurmBackend(_SlurmJobFiles):
-    """sbatch / squeue / scancel / scontrol ping, as the interLink Slurm plugin calls them."""
+    """sbatch / squeue / scancel / sinfo, as the interLink Slurm plugin calls them."""
 
     name = "slurm"
     _SUBMITTED = re.compile(r"Submitted batch job (\d+)")
+
+    def __init__(self, job_script_template: bool = False) -> None:
+        self.job_script_template = job_script_template
 
     def submit(self, job_dir: Path, script: Path, time_limit: int | None) -> str:
         result = _run(["sbatch", str(script)], cwd=job_dir)
@@ -135,14 +143,29 @@ class SlurmBackend(_SlurmJobFiles):
     def adopt(self, job_id: str, job_dir: Path) -> None:
         """Nothing to do: slurmctld remembers its jobs."""
 
-    def ping(self) -> tuple[bool, str]:
+    def ping(self) -> tuple[bool, str, dict[str, str] | None]:
+        """The plugin HEAD's ping (Status.go `getClusterResources`): `sinfo --json`, else
+        `sinfo --noheader --format=%c|%m|%e`; any stderr of the latter fails the ping."""
         try:
-            result = _run(["scontrol", "ping"], timeout=15)
-        except subprocess.TimeoutExpired:
-            return False, "scontrol ping timed out"
-        text = (result.stdout + result.stderr).strip()
-        first = text.splitlines()[0] if text else f"scontrol ping exited with {result.returncode}"
-        return result.returncode == 0 and "UP" in text, first
+            resources = self.cluster_resources()
+        except BatchUnavailable as exc:
+            return False, str(exc), None
+        return True, f"sinfo: {resources['cpu']} cpu and {resources['memory']} memory free", resources
+
+    def cluster_resources(self) -> dict[str, str]:
+        try:
+            result = _run(["sinfo", "--json"], timeout=15)
+            if not result.stderr:
+                return parse_sinfo_json(result.stdout)
+        except (OSError, subprocess.TimeoutExpired, ValueError):
+            pass  # the plugin falls back to the text format
+        try:
+            result = _run(["sinfo", "--noheader", "--format=%c|%m|%e"], timeout=15)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise BatchUnavailable(f"sinfo: {exc}") from exc
+        if result.stderr:
+            raise BatchUnavailable(f"sinfo stderr: {result.stderr.strip()}")
+        return parse_sinfo_text(result.stdout)
 
 
 @dataclass
@@ -168,10 +191,11 @@ class LocalBackend(_SlurmJobFiles):
     name = "local"
     KILL_WAIT = 5.0  # like Slurm's KillWait: SIGTERM, then SIGKILL
 
-    def __init__(self, min_job_age: float | None = 300.0) -> None:
+    def __init__(self, min_job_age: float | None = 300.0, job_script_template: bool = False) -> None:
         self._jobs: dict[str, _LocalJob] = {}
         self._lock = threading.Lock()
         self.min_job_age = min_job_age
+        self.job_script_template = job_script_template
 
     def submit(self, job_dir: Path, script: Path, time_limit: int | None) -> str:
         rc_file = job_dir / "local.rc"
@@ -256,8 +280,15 @@ class LocalBackend(_SlurmJobFiles):
         timer.daemon = True
         timer.start()
 
-    def ping(self) -> tuple[bool, str]:
-        return True, "local mode"
+    def ping(self) -> tuple[bool, str, dict[str, str] | None]:
+        """Always up; the free resources are this machine's cpus and available memory (what
+        the plugin's text fallback would report for it)."""
+        try:
+            meminfo = Path("/proc/meminfo").read_text()
+        except OSError:
+            meminfo = ""
+        resources = host_resources(os.cpu_count() or 1, meminfo)
+        return True, "local mode", resources
 
 
 def _mtime(path: Path) -> float:
@@ -291,13 +322,16 @@ def make_backend(
     plugin_build: str = "working",
     container_path: str | None = None,
     command_prefix: str = "",
+    job_script_template: bool = False,
 ) -> Backend:
     """`min_job_age`: the local backend's MinJobAge (Slurm's own is in slurm.conf);
-    `plugin_build`, `container_path`, `command_prefix`: the htcondor backend's (htcondor.py)."""
+    `plugin_build`, `container_path`, `command_prefix`: the htcondor backend's (htcondor.py);
+    `job_script_template`: the site runs a JobScriptTemplate (Slurm flavour only: the HTCondor
+    plugin ignores the rendered script)."""
     if name == "slurm":
-        return SlurmBackend()
+        return SlurmBackend(job_script_template)
     if name == "local":
-        return LocalBackend(min_job_age)
+        return LocalBackend(min_job_age, job_script_template)
     if name == "htcondor":
         if chroot is None:
             raise ValueError("the htcondor backend needs --chroot (the trixie chroot holding HTCondor)")

@@ -229,12 +229,17 @@ class HTCondorBackend:
     def adopt(self, job_id: str, job_dir: Path) -> None:
         """Nothing to do: the schedd keeps its queue across restarts."""
 
-    def ping(self) -> tuple[bool, str]:
+    def ping(self) -> tuple[bool, str, dict[str, str] | None]:
+        """The HTCondor plugin's ping carries no resources: the capacity stays configured."""
         try:
             result = self._run(["condor_status", "-schedd", "-af", "Name"], timeout=15)
         except subprocess.TimeoutExpired:
-            return False, "condor_status timed out"
+            return False, "condor_status timed out", None
         name = result.stdout.strip()
         if result.returncode == 0 and name:
-            return True, f"HTCondor schedd {name.splitlines()[0]} answers"
-        return False, (result.stderr or result.stdout).strip() or f"condor_status exited with {result.returncode}"
+            return True, f"HTCondor schedd {name.splitlines()[0]} answers", None
+        return (
+            False,
+            (result.stderr or result.stdout).strip() or f"condor_status exited with {result.returncode}",
+            None,
+        )

@@ -129,8 +129,14 @@ def write_job(
     env: dict[str, list[tuple[str, str]]],
     volume_data: dict[str, dict[str, str]],
     container_path: str = sbatch.CONTAINER_PATH,
+    job_script_template: bool = False,
 ) -> tuple[Path, int | None]:
-    """Create the job directory and scripts; returns (job.slurm path, --time in seconds)."""
+    """Create the job directory and scripts; returns (job.slurm path, --time in seconds).
+
+    `job_script_template`: the site's interLink has a JobScriptTemplate. The plugin still
+    prepares every container's mounts and env file, then runs jobScript.sh (0770) as the
+    job's only "container", `jobScript` (Create.go SubmitHandler): see
+    sbatch.render_template_job_script."""
     directory = job_dir(root, pod)
     directory.mkdir(parents=True, exist_ok=True)
     init_names = {c["name"] for c in (pod.get("spec") or {}).get("initContainers") or []}
@@ -144,6 +150,11 @@ def write_job(
                 name, sbatch.container_argv(container), env_file, init=name in init_names, binds=tuple(binds)
             )
         )
+    if job_script_template:
+        script = directory / "jobScript.sh"
+        script.write_text(sbatch.render_template_job_script(pod, str(directory), runs, container_path))
+        script.chmod(0o770)
+        runs = [sbatch.ContainerRun(sbatch.JOB_SCRIPT_CONTAINER, [str(script)], direct=True)]
     flags = sbatch.sbatch_flags(pod)
     (directory / "job.slurm").write_text(sbatch.render_job_slurm(pod, str(directory), flags))
     (directory / "job.sh").write_text(sbatch.render_job_sh(pod, str(directory), runs, container_path))
@@ -156,6 +167,23 @@ def record_submission(directory: Path, pod: dict[str, Any], job_id: str) -> None
     (directory / "JobID.jid").write_text(job_id)
     (directory / "PodUID.uid").write_text(pod["metadata"]["uid"])
     (directory / "PodNamespace.ns").write_text(pod["metadata"]["namespace"])
+
+
+def load_jids(root: Path) -> dict[str, tuple[str, Path]]:
+    """What the Slurm plugin knows at its start (prepare.go `LoadJIDs`): pod UID -> (job id,
+    job dir) for every job dir holding JobID.jid, PodUID.uid and PodNamespace.ns."""
+    known: dict[str, tuple[str, Path]] = {}
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        return known
+    for directory in entries:
+        texts = [read_text(directory / name) for name in ("JobID.jid", "PodUID.uid", "PodNamespace.ns")]
+        if not directory.is_dir() or any(text is None for text in texts):
+            continue
+        job_id, uid, _ = texts
+        known[str(uid)] = (str(job_id), directory)
+    return known
 
 
 def read_text(path: Path) -> str | None:

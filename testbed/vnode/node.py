@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from .capacity import apply_resources
 from .kube import ApiError, Kube
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,17 @@ def parse_taint(text: str) -> dict[str, str]:
     return {"key": key, "value": value, "effect": effect} if value else {"key": key, "effect": effect}
 
 
-def node_status(spec: NodeSpec, ready: bool, message: str, transition: str, heartbeat: str) -> dict[str, Any]:
-    """Status subresource body: conditions, addresses, the kubelet port, capacity."""
+def node_status(
+    spec: NodeSpec,
+    ready: bool,
+    message: str,
+    transition: str,
+    heartbeat: str,
+    capacity: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Status subresource body: conditions, addresses, the kubelet port, capacity (the
+    configured one unless `capacity` says otherwise; allocatable is always the same)."""
+    capacity = dict(spec.capacity if capacity is None else capacity)
 
     def condition(kind: str, status: str, reason: str, text: str) -> dict[str, str]:
         return {
@@ -99,8 +109,8 @@ def node_status(spec: NodeSpec, ready: bool, message: str, transition: str, hear
         ],
         "addresses": [{"type": "InternalIP", "address": spec.address}, {"type": "Hostname", "address": spec.name}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": spec.port}},
-        "capacity": dict(spec.capacity),
-        "allocatable": dict(spec.capacity),
+        "capacity": capacity,
+        "allocatable": dict(capacity),
         "nodeInfo": {
             "kubeletVersion": spec.version,
             "kubeProxyVersion": spec.version,
@@ -125,6 +135,7 @@ class NodeKeeper:
         self._path = f"/api/v1/nodes/{spec.name}"
         self._ready: bool | None = None
         self._transition = now()
+        self.capacity = dict(spec.capacity)  # the VK's p.node: ping answers overwrite cpu and memory
 
     def register(self) -> None:
         try:
@@ -141,8 +152,21 @@ class NodeKeeper:
             self._kube.post("/api/v1/nodes", body)
             log.info("registered node %s", self._spec.name)
 
-    def update(self, ready: bool, message: str) -> None:
-        """Write labels, taints and status (the taints replace whatever is there)."""
+    def update(self, ready: bool, message: str, resources: dict[str, str] | None = None) -> None:
+        """Write labels, taints and status (the taints replace whatever is there).
+
+        `resources`: the free cpu/memory a successful ping reported; they replace capacity and
+        allocatable from now on (interLink's updateNodeResources; see capacity.py)."""
+        if ready and resources:
+            updated = apply_resources(self.capacity, resources)
+            if updated != self.capacity:
+                log.info(
+                    "node %s: capacity cpu %s, memory %s (the batch system's free resources)",
+                    self._spec.name,
+                    updated.get("cpu"),
+                    updated.get("memory"),
+                )
+            self.capacity = updated
         if ready != self._ready:
             if self._ready is not None:
                 log.warning("node %s is now %s: %s", self._spec.name, "Ready" if ready else "NotReady", message)
@@ -157,5 +181,6 @@ class NodeKeeper:
             },
         )
         self._kube.patch(
-            self._path + "/status", {"status": node_status(self._spec, ready, message, self._transition, now())}
+            self._path + "/status",
+            {"status": node_status(self._spec, ready, message, self._transition, now(), self.capacity)},
         )

@@ -44,6 +44,7 @@ class ContainerRun:
     env_file: str | None = None  # NUL-separated NAME=value pairs, read by `runtime`
     init: bool = False
     binds: tuple[str, ...] = ()  # what singularity would --bind (informative: paths are the host's)
+    direct: bool = False  # argv is run as is, not through the `runtime` stand-in (the jobScript "container")
 
 
 def all_containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
@@ -151,15 +152,7 @@ def render_job_slurm(pod: dict[str, Any], job_dir: str, flags: list[str]) -> str
     return "\n".join(lines) + "\n"
 
 
-_JOB_SH_HEAD = r"""#!/bin/bash
-# Written by the testbed's virtual node, standing in for the interLink Slurm plugin's job.sh.
-export workingPath=@JOB_DIR@
-export SANDBOX=@JOB_DIR@
-cd "$workingPath" || exit 1
-
-stamp() { date -Is --utc; }
-
-# Stand-in for `singularity exec --containall`: the host's environment is not passed, the
+_RUNTIME_FN = r"""# Stand-in for `singularity exec --containall`: the host's environment is not passed, the
 # pod's env comes from the env file, and the command starts in the job directory.
 runtime() {
   local envfile=$1 vars=()
@@ -167,7 +160,20 @@ runtime() {
   if [ "$envfile" != - ]; then mapfile -d '' -t vars <"$envfile"; fi
   env -i PATH=@PATH@ HOME="$workingPath" "${vars[@]}" "$@"
 }
+"""
 
+_JOB_SH_HEAD = (
+    r"""#!/bin/bash
+# Written by the testbed's virtual node, standing in for the interLink Slurm plugin's job.sh.
+export workingPath=@JOB_DIR@
+export SANDBOX=@JOB_DIR@
+cd "$workingPath" || exit 1
+
+stamp() { date -Is --utc; }
+
+"""
+    + _RUNTIME_FN
+    + r"""
 # Init containers: one after the other; the first failure ends the job.
 runInit() {
   local name=$1 rc
@@ -214,6 +220,7 @@ waitCtns() {
 printf '%s\n' "This pod @POD@ has been submitted to SLURM node ${SLURMD_NODENAME:-$(hostname -s)}."
 printf '%s\n' "To get more info, please run: scontrol show job ${SLURM_JOBID:-(local mode: no Slurm job)}."
 """
+)
 
 
 def render_job_sh(
@@ -229,10 +236,13 @@ def render_job_sh(
     lines = [head]
     for run in runs:
         verb = "runInit" if run.init else "runCtn"
-        env_file = shlex.quote(run.env_file) if run.env_file else "-"
         command = " ".join(shlex.quote(arg) for arg in run.argv)
         if run.binds:
             lines.append("# singularity would --bind " + " ".join(run.binds))
+        if run.direct:
+            lines.append(f"{verb} {shlex.quote(run.name)} {command}")
+            continue
+        env_file = shlex.quote(run.env_file) if run.env_file else "-"
         lines.append(f"{verb} {shlex.quote(run.name)} runtime {env_file} {command}")
     lines.append("")
     lines.append("waitCtns")
@@ -244,3 +254,44 @@ def render_job_sh(
 def env_file_content(pairs: list[tuple[str, str]]) -> bytes:
     """The env file `runtime` reads: NAME=value entries separated by NUL (any value works)."""
     return b"".join(f"{name}={value}".encode() + b"\0" for name, value in pairs)
+
+
+JOB_SCRIPT_CONTAINER = "jobScript"  # the Slurm plugin's name for a site job script's "container"
+
+
+def render_template_job_script(
+    pod: dict[str, Any], job_dir: str, runs: list[ContainerRun], container_path: str = CONTAINER_PATH
+) -> str:
+    """jobScript.sh: the stand-in for a site's `JobScriptTemplate`.
+
+    interLink's API (pkg/interlink/api/create.go `CreateHandler`, f6321757) renders the
+    template file named by its config's JobScriptTemplate (a Go text/template over the pod)
+    into the create request's `JobScript`; the Slurm plugin (Create.go `SubmitHandler`,
+    f8451d9) then writes it to jobScript.sh and makes it the job's ONLY "container", named
+    jobScript: job.sh runs `runCtn jobScript <dir>/jobScript.sh`, so the pod's containers never
+    get a run-<name>.out nor run-<name>.status. This stand-in is a template that does run what
+    the pod's containers run (init containers first, fail-fast, then the containers one after
+    the other, each through the same `runtime` stand-in; quoted, unlike a naive template) and
+    exits with the highest exit code; its output goes where job.sh sends it.
+    """
+    meta = pod.get("metadata") or {}
+    lines = [
+        "#!/bin/bash",
+        "# Stand-in for a site's JobScriptTemplate, rendered by interLink's API for pod "
+        f"{meta.get('name', '')}/{meta.get('uid', '')}.",
+        f"export workingPath={shlex.quote(job_dir)}",
+        'cd "$workingPath" || exit 1',
+        "",
+        _RUNTIME_FN.replace("@PATH@", container_path),
+        "highest=0",
+    ]
+    for run in runs:
+        env_file = shlex.quote(run.env_file) if run.env_file else "-"
+        command = " ".join(shlex.quote(arg) for arg in run.argv)
+        lines.append(f"runtime {env_file} {command}")
+        lines.append("rc=$?")
+        if run.init:
+            lines.append('if [ "$rc" != 0 ]; then exit "$rc"; fi')
+        lines.append('if [ "$rc" -gt "$highest" ]; then highest=$rc; fi')
+    lines.append('exit "$highest"')
+    return "\n".join(lines) + "\n"

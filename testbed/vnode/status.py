@@ -132,6 +132,14 @@ def plugin_container_statuses(names: list[str], view: JobView) -> list[dict[str,
     return statuses
 
 
+def plugin_unknown_pod_statuses(names: list[str]) -> list[dict[str, Any]]:
+    """The Slurm plugin's answer for a pod it has no JobID for (its create has not finished):
+    every container with an EMPTY state (Status.go, the `else` of `checkIfJidExists`). The VK
+    puts them in place of its own, so the pod shows containers neither waiting nor running
+    nor terminated, which the virtual-kubelet library counts as running (`running()`)."""
+    return [_container(name, {}, False) for name in names]
+
+
 def vk_merge(current: dict[str, Any], remote: list[dict[str, Any]]) -> dict[str, Any]:
     """The pod status after the VK applies the plugin's answer to the current status."""
     status = copy.deepcopy(current)
@@ -251,6 +259,19 @@ def provider_failed_status(pod: dict[str, Any], message: str, now: str, ip: str)
     }
     if _specs(pod, "initContainers"):
         status["initContainerStatuses"] = failed(_specs(pod, "initContainers"))
+    return status
+
+
+def provider_error_status(current: dict[str, Any], message: str, restart_policy: str | None) -> dict[str, Any]:
+    """The virtual-kubelet library's status when the provider's CreatePod itself returns an
+    error (superfly/virtual-kubelet node/pod.go `handleProviderError`): the pod's status as the
+    API server has it, with phase Failed (restartPolicy Never; otherwise Pending), reason
+    ProviderFailed and the error as message; no container statuses are added. (A failed
+    remote create is `provider_failed_status`, interLink's own.)"""
+    status = copy.deepcopy(current)
+    status["phase"] = "Failed" if restart_policy == "Never" else "Pending"
+    status["reason"] = "ProviderFailed"
+    status["message"] = message
     return status
 
 
