@@ -100,10 +100,13 @@ class ExecutorSettings(ExecutorSettingsBase):
     )
     requests: str = _setting(
         "Pod requests, which count against the virtual node's advertised capacity "
-        "while interLink sizes Slurm jobs from limits: 'N%%' of the limits, 'limits', "
-        "or fixed 'cpu=100m,memory=64Mi'. HTCondor targets always request the limits "
-        "in whole CPUs, since that plugin sizes jobs from requests.",
-        "10%",
+        "while interLink sizes Slurm jobs from limits: 'none' (zero: the site's batch "
+        "system queues the jobs), 'N%%' of the limits, 'limits', or fixed "
+        "'cpu=100m,memory=64Mi'. interLink 0.6.2 advertises Slurm's free cpus and "
+        "memory, so on a busy site any request leaves pods unschedulable. HTCondor "
+        "targets always request the limits in whole CPUs, since that plugin sizes jobs "
+        "from requests.",
+        "none",
     )
     gpu_resource: str = _setting(
         "Extended resource (e.g. nvidia.com/gpu) that a rule's gpu count also becomes "
@@ -228,6 +231,7 @@ class RequestPolicy(BaseModel):
     fixed: dict[str, str] | None = None
 
 
+NO_REQUESTS = {"cpu": "0", "memory": "0"}  # explicit: omitted requests default to limits
 PositiveSeconds = Annotated[float, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -250,7 +254,7 @@ class CheckedSettings(BaseModel):
     image_pull_secrets: tuple[str, ...] = ()
     service_account: str | None = None
     flavour: Literal["slurm", "htcondor"] = "slurm"
-    requests: RequestPolicy = RequestPolicy(fraction=0.1)
+    requests: RequestPolicy = RequestPolicy(fixed=NO_REQUESTS)
     gpu_resource: str = ""
     binds: tuple[str, ...] = ()
     deploy_storage_plugins: bool = False
@@ -343,6 +347,8 @@ def parse_toleration(item: str) -> Toleration:
 
 def parse_request_policy(text: str) -> RequestPolicy:
     text = text.strip()
+    if text == "none":
+        return RequestPolicy(fixed=NO_REQUESTS)
     if text == "limits":
         return RequestPolicy(fraction=1.0)
     if text.endswith("%"):
@@ -358,7 +364,8 @@ def parse_request_policy(text: str) -> RequestPolicy:
         name, sep, quantity = item.strip().partition("=")
         if not sep or name not in ("cpu", "memory") or not _QUANTITY.match(quantity):
             raise ValueError(
-                f"{text!r} is not 'N%', 'limits' or 'cpu=QUANTITY,memory=QUANTITY'"
+                f"{text!r} is not 'none', 'N%', 'limits' or "
+                "'cpu=QUANTITY,memory=QUANTITY'"
             )
         fixed[name] = quantity
     return RequestPolicy(fixed=fixed)

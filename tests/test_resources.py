@@ -244,3 +244,9 @@ def test_durations(value, minutes):
 )
 def test_the_batch_time_limit_is_known_where_it_can_be(resources, flavour, minutes):
     assert build(resources, flavour=flavour).time_limit_minutes == minutes
+
+
+def test_pods_request_nothing_by_default():
+    # interLink 0.6.2 advertises Slurm's free cpus and memory: any request can leave a
+    # pod unschedulable on a busy site; zero must be explicit (omitted = the limits)
+    assert build({"mem_mb": 8000}, threads=4).requests == {"cpu": "0", "memory": "0"}

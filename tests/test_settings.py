@@ -13,7 +13,7 @@ from snakemake_executor_plugin_interlink.settings import (
 def test_defaults_are_valid():
     checked = ExecutorSettings().checked
     assert checked.node_label == ("virtual-node.interlink/type", "virtual-kubelet")
-    assert checked.requests == RequestPolicy(fraction=0.1)
+    assert checked.requests == RequestPolicy(fixed={"cpu": "0", "memory": "0"})
     assert checked.flavour == "slurm"
 
 
@@ -39,6 +39,7 @@ def test_toleration_notation(text, expected):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
+        ("none", RequestPolicy(fixed={"cpu": "0", "memory": "0"})),
         ("10%", RequestPolicy(fraction=0.1)),
         ("100%", RequestPolicy(fraction=1.0)),
         ("limits", RequestPolicy(fraction=1.0)),
