@@ -230,7 +230,7 @@ def test_htcondor_example_sizes_jobs_from_whole_cpu_requests(
 def test_fractional_cpu_request_is_refused_as_the_htcondor_plugin_refuses_it(
     testbed: Testbed, shared_dir: Path
 ):
-    # the Slurm flavour's default requests are 10% of the limits: cpu "100m"
+    # with the Slurm flavour and requests of 10% of the limits, cpu is "100m"
     write(
         shared_dir,
         """
@@ -239,7 +239,9 @@ rule tiny:
     shell: "touch {output}"
 """,
     )
-    done = testbed.snakemake(shared_dir, *htcondor_args(), timeout=180)
+    done = testbed.snakemake(
+        shared_dir, *htcondor_args(), "--interlink-requests", "10%", timeout=180
+    )
     assert done.returncode != 0
     assert "interLink could not submit the job" in done.stderr
     # the plugin crashes; Flask (debug=True) answers with the Werkzeug debugger's page,
