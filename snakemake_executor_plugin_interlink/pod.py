@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from snakemake_interface_common.exceptions import WorkflowError
+
 from .resources import PodResources, pod_resources
 from .settings import INTERLINK_TAINT_KEY, CheckedSettings
 
@@ -32,6 +34,7 @@ WILDCARDS_ANNOTATION = "interlink.snakemake.io/wildcards"
 ATTEMPT_ANNOTATION = "interlink.snakemake.io/attempt"
 OUTPUTS_ANNOTATION = "interlink.snakemake.io/outputs"
 TIME_LIMIT_ANNOTATION = "interlink.snakemake.io/time-limit-minutes"
+HTCONDOR_SINGULARITY_OPTIONS = "htcondor-job.vk.io/singularity-options"
 MESH_NETWORK_ANNOTATION = "interlink.eu/mesh-network"  # "disabled": no FullMesh set-up
 CONTAINER = "snakejob"
 # the node-lifecycle controller taints a node with these when its kubelet (interLink's
@@ -219,9 +222,17 @@ def pod_for_job(
             }
             for env in run.env_names
         ]
-    volumes, mounts = _binds(run, settings)
-    if mounts:
-        container["volumeMounts"] = mounts
+    paths = bind_paths(run, settings)
+    volumes: list[dict[str, Any]] = []
+    if res.flavour == "htcondor":
+        if paths:
+            annotations[HTCONDOR_SINGULARITY_OPTIONS] = htcondor_bind_options(
+                spec.rule, paths, annotations.get(HTCONDOR_SINGULARITY_OPTIONS, "")
+            )
+    else:
+        volumes, mounts = _host_path_volumes(run, paths)
+        if mounts:
+            container["volumeMounts"] = mounts
     spec_: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -280,17 +291,40 @@ def _node_selector(res: PodResources, settings: CheckedSettings) -> dict[str, st
     return {**settings.node_selector, **selector}
 
 
-def _binds(
-    run: RunContext, settings: CheckedSettings
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """hostPath volumes, which interLink's Slurm plugin turns into --bind; shared-FS
-    mode binds the working directory at the same path."""
-    paths = ([run.workdir] if run.shared_fs else []) + [
+def bind_paths(run: RunContext, settings: CheckedSettings) -> list[str]:
+    """Host directories the job sees at the same path: the working directory in
+    shared-FS mode, then --interlink-binds."""
+    return ([run.workdir] if run.shared_fs else []) + [
         p for p in settings.binds if p != run.workdir
     ]
+
+
+def _host_path_volumes(
+    run: RunContext, paths: list[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """hostPath volumes, which interLink's Slurm plugin turns into --bind."""
     volumes, mounts = [], []
     for i, path in enumerate(paths):
         name = "workdir" if run.shared_fs and i == 0 else f"bind-{i}"
         volumes.append({"name": name, "hostPath": {"path": path, "type": "Directory"}})
         mounts.append({"name": name, "mountPath": path})
     return volumes, mounts
+
+
+_PLAIN_PATH = re.compile(r"^/[A-Za-z0-9_.+@%/-]*$")
+
+
+def htcondor_bind_options(rule: str, paths: list[str], options: str) -> str:
+    """interLink's HTCondor plugin copies hostPath volumes into the job's sandbox
+    (transfer_input_files) and binds the copy, so what a job writes there is lost: bind
+    the shared directories themselves through the singularity options, which the
+    plugin puts unquoted on the job's bash line (hence plain paths only)."""
+    unsafe = [p for p in paths if not _PLAIN_PATH.match(p)]
+    if unsafe:
+        raise WorkflowError(
+            f"Rule {rule}: on an HTCondor site the shared directories {unsafe} are "
+            "bound through interLink's singularity options, which reach the site's "
+            "bash unquoted: use paths of letters, digits and _.+@%/- only, or object "
+            "storage (--shared-fs-usage none with a default storage provider)."
+        )
+    return " ".join(o for o in (options, f"--bind {','.join(paths)}") if o)

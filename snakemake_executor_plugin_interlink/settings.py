@@ -231,7 +231,10 @@ class RequestPolicy(BaseModel):
     fixed: dict[str, str] | None = None
 
 
-NO_REQUESTS = {"cpu": "0", "memory": "0"}  # explicit: omitted requests default to limits
+NO_REQUESTS = {
+    "cpu": "0",
+    "memory": "0",
+}  # explicit: omitted requests default to limits
 PositiveSeconds = Annotated[float, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 PositiveInt = Annotated[int, Field(gt=0)]

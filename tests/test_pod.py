@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from snakemake_interface_common.exceptions import WorkflowError
 
 from snakemake_executor_plugin_interlink.pod import (
     JobSpec,
@@ -215,7 +216,7 @@ def htcondor_plugin_executable(command: list[str]) -> str:
 
 @pytest.mark.parametrize("code", [0, 3])
 def test_the_job_script_survives_the_htcondor_plugins_quoting(tmp_path, code):
-    workdir = tmp_path / 'it\'s a "dir"'
+    workdir = tmp_path / "work"
     workdir.mkdir()
     exit_dir = workdir / ".snakemake" / "interlink_exit"
     exit_dir.mkdir(parents=True)
@@ -256,3 +257,26 @@ def test_a_plain_script_would_not_survive_it(tmp_path):
     subprocess.run(["bash", str(executable)], cwd=tmp_path, check=False)
     marker = tmp_path / "marker"
     assert not marker.exists() or marker.read_text() != "3\n"
+
+
+def test_htcondor_pods_bind_the_shared_directories_themselves(run):
+    # the HTCondor plugin would copy hostPath volumes into the sandbox (outputs lost)
+    plain = RunContext(run_id="r", namespace="ns", workdir="/data/project", image="i")
+    settings = CheckedSettings(
+        flavour="htcondor",
+        binds=("/cvmfs",),
+        annotations={"htcondor-job.vk.io/singularity-options": "--nv"},
+    )
+    manifest, _ = pod_for_job(spec(), settings, plain)
+    assert "volumes" not in manifest["spec"]
+    assert "volumeMounts" not in manifest["spec"]["containers"][0]
+    options = manifest["metadata"]["annotations"][
+        "htcondor-job.vk.io/singularity-options"
+    ]
+    assert options == "--nv --bind /data/project,/cvmfs"
+
+
+def test_htcondor_refuses_shared_paths_its_bash_line_would_break(run):
+    # run.workdir is "/data/project one": the plugin's bash line would split it
+    with pytest.raises(WorkflowError, match="Rule align: on an HTCondor site"):
+        pod_for_job(spec(), CheckedSettings(flavour="htcondor"), run)
