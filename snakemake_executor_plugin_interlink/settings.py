@@ -159,7 +159,9 @@ class ExecutorSettings(ExecutorSettingsBase):
     )
     unschedulable_timeout: int = _setting(
         "Seconds a pod may stay unscheduled (no virtual node accepts it) before its "
-        "job fails with the scheduler's reason. 0 waits forever.",
+        "job fails with the scheduler's reason. A node that fits but is full (the "
+        "scheduler says 'Insufficient pods/cpu/memory') is waited for. 0 waits "
+        "forever.",
         600,
     )
     pending_timeout: int = _setting(

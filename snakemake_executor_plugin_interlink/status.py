@@ -133,6 +133,14 @@ def classify_pod(
     if not node:
         message = _unschedulable_message(status)
         reason = f"unschedulable: {message}" if message else "not scheduled yet"
+        if "Insufficient " in message:
+            # a node fits but is full (its pod count, or under interLink 0.6.2 the
+            # site's free cpus and memory): a queue, not a misconfiguration
+            return PodStatus(
+                State.WAITING,
+                f"waiting for room on the virtual node: {message}",
+                **times,
+            )
         if (
             unschedulable_timeout
             and (now - created).total_seconds() > unschedulable_timeout

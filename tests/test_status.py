@@ -364,3 +364,27 @@ def test_a_pod_running_past_its_batch_time_limit_has_lost_its_job(
     if state == State.FAILED:
         assert "time limit of 30 min" in status.reason
         assert "interLink no longer reports it" in status.reason
+
+
+FULL_NODE = [
+    {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": "0/3 nodes are available: 1 Insufficient pods, 2 node(s) didn't "
+        "match node selector.",
+    }
+]
+
+
+def test_a_full_virtual_node_is_a_queue_not_a_failure():
+    # more jobs than the node's pod capacity (interLink's default: 100), or a busy site
+    # under interLink 0.6.2's free-resource capacity: the jobs wait for room
+    status = classify_pod(
+        pod(node=None, created=10**5, conditions=FULL_NODE),
+        NOW,
+        unschedulable_timeout=600,
+    )
+    assert status.state == State.WAITING
+    assert "waiting for room on the virtual node" in status.reason
+    assert "Insufficient pods" in status.reason
