@@ -117,6 +117,7 @@ def is_transient_for_logs(error: BaseException) -> bool:
 
 
 LOG_RETRY_SECONDS = 15.0
+RBAC_SETTLE_SECONDS = 30.0
 
 
 @dataclass
@@ -281,6 +282,11 @@ class KubeClient:
         # thread); logs are fetched while a status round waits: a short budget, and a
         # 500 is the virtual node's plugin answering, which asking again won't change
         self._retrying = self._policy(is_transient, retry_seconds)
+        # creates of a run come after its start-up check proved the permission: a 403
+        # then is an API server whose authorizer has not caught up (a restart)
+        self._forbidden_retrying = self._policy(
+            lambda e: isinstance(e, Forbidden), min(retry_seconds, RBAC_SETTLE_SECONDS)
+        )
         self._log_retrying = self._policy(
             is_transient_for_logs, min(retry_seconds, LOG_RETRY_SECONDS)
         )
@@ -381,7 +387,10 @@ class KubeClient:
     ) -> Iterator[tuple[dict[str, Any], dict[str, Any] | KubeError]]:
         """Create many pods concurrently (bounded by the pool), yielding each manifest
         with its created pod, or the error, as they complete."""
-        futures = {pool.submit(self.create_pod, namespace, m): m for m in manifests}
+        futures = {
+            pool.submit(self._forbidden_retrying, self.create_pod, namespace, m): m
+            for m in manifests
+        }
         for future in as_completed(futures):
             try:
                 yield futures[future], future.result()

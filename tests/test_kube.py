@@ -2,6 +2,7 @@
 
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -204,6 +205,35 @@ def test_401_reloads_credentials_once():
     c = KubeClient(acc, transport=httpx.MockTransport(handler))
     assert c.request("GET", "/x") == {"ok": True}
     assert seen == ["Bearer old", "Bearer new"]
+
+
+FORBIDDEN = status_body(
+    403,
+    "Forbidden",
+    'pods is forbidden: User "snakemake-executor" cannot create resource "pods"',
+)
+
+
+def test_a_restarting_api_servers_403_on_create_is_waited_out(no_sleep):
+    # its RBAC authorizer answers 403 until its cache has synced
+    answers = iter(
+        [httpx.Response(403, json=FORBIDDEN)] * 3
+        + [httpx.Response(201, json={"metadata": {"name": "p"}})]
+    )
+    c = client(lambda request: next(answers))
+    with ThreadPoolExecutor(1) as pool:
+        ((_, result),) = list(c.create_pods("ns", [{"metadata": {"name": "p"}}], pool))
+    assert result == {"metadata": {"name": "p"}}
+    assert len(no_sleep) == 3
+
+
+def test_a_lasting_403_on_create_fails_within_its_bound(monkeypatch):
+    monkeypatch.undo()  # real sleeps until the bound (here 0.5 s) has passed
+    c = client(lambda request: httpx.Response(403, json=FORBIDDEN), retry_seconds=0.5)
+    with ThreadPoolExecutor(1) as pool:
+        ((_, result),) = list(c.create_pods("ns", [{"metadata": {"name": "p"}}], pool))
+    assert isinstance(result, Forbidden)
+    assert 2 <= c.stats.requests <= 6
 
 
 def test_409_on_create_adopts_our_pod():
