@@ -33,6 +33,9 @@ from .settings import CheckedSettings, check_label_key
 SLURM_FLAGS = "slurm-job.vk.io/flags"
 HTCONDOR_MAX_WALLTIME_MINUTES = 60  # hard-coded in interLink's HTCondor plugin
 FALLBACK_MEM_MB = 1024  # without it interLink's Slurm plugin would submit --mem=1
+# every job runs `python -m snakemake` around the rule's command (about 100-150 MB);
+# below this the batch system's memory limit kills the job whatever the rule needs
+JOB_MEMORY_FLOOR_MIB = 256
 
 # sbatch options the executor owns: set them through resources, never through flags.
 _FORBIDDEN_FLAGS = {
@@ -197,13 +200,19 @@ def pod_resources(
         mem_mib = math.ceil(res.mem_mb)
     else:
         mem_mib = FALLBACK_MEM_MB
+    warnings: list[str] = []
+    if mem_mib < JOB_MEMORY_FLOOR_MIB:
+        warnings.append(
+            f"Rule {rule}: {mem_mib} MiB of memory is less than the job's own "
+            f"Snakemake needs; its pod asks for {JOB_MEMORY_FLOOR_MIB} MiB."
+        )
+        mem_mib = JOB_MEMORY_FLOOR_MIB
     gpus = _gpu_count(rule, res)
     limits = {"cpu": str(cpus), "memory": f"{mem_mib}Mi"}
     if gpus and settings.gpu_resource:
         limits[settings.gpu_resource] = str(gpus)
 
     annotations = dict(settings.annotations)
-    warnings: list[str] = []
     if flavour == "slurm":
         requests = _requests(cpus, mem_mib, settings)
         flags = " ".join(

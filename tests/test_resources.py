@@ -26,7 +26,10 @@ def flags(resources, **settings):
     [
         (1, {}, {"cpu": "1", "memory": "1024Mi"}),
         (4, {"mem_mb": 8000}, {"cpu": "4", "memory": "8000Mi"}),
-        (4, {"cpus_per_task": 2, "mem_mb": 100}, {"cpu": "2", "memory": "100Mi"}),
+        (4, {"cpus_per_task": 2, "mem_mb": 300}, {"cpu": "2", "memory": "300Mi"}),
+        # the job's own Snakemake needs memory too: never below 256 MiB
+        (1, {"mem_mb": 5}, {"cpu": "1", "memory": "256Mi"}),
+        (2, {"mem_mb_per_cpu": 10}, {"cpu": "2", "memory": "256Mi"}),
         (2, {"mem_mb_per_cpu": 1500}, {"cpu": "2", "memory": "3000Mi"}),
         (2, {"mem_mb_per_cpu": 1500, "mem_mb": 99}, {"cpu": "2", "memory": "3000Mi"}),
         (1, {"mem_mb": 1000.4}, {"cpu": "1", "memory": "1001Mi"}),
@@ -250,3 +253,10 @@ def test_pods_request_nothing_by_default():
     # interLink 0.6.2 advertises Slurm's free cpus and memory: any request can leave a
     # pod unschedulable on a busy site; zero must be explicit (omitted = the limits)
     assert build({"mem_mb": 8000}, threads=4).requests == {"cpu": "0", "memory": "0"}
+
+
+def test_a_memory_floor_is_said_once_per_rule():
+    res = build({"mem_mb": 5})
+    assert res.limits["memory"] == "256Mi"
+    assert any("less than the job's own Snakemake needs" in w for w in res.warnings)
+    assert not build({"mem_mb": 300}).warnings

@@ -58,6 +58,18 @@ class Testbed:
     def pods(self, selector: str = MANAGED) -> list[dict]:
         return self.admin.list_pods(self.namespace, selector)[0]
 
+    def submitted(self, at_least: int = 1) -> bool:
+        """Whether that many pods' jobs reached the batch system (interLink writes the
+        JobID annotation then). Their phase tells little: interLink refreshes about one
+        pod's status per 10 s, so a job may go from Pending to Succeeded unseen."""
+        return (
+            sum(
+                bool((p["metadata"].get("annotations") or {}).get("JobID"))
+                for p in self.pods()
+            )
+            >= at_least
+        )
+
     def secrets(self, selector: str = MANAGED) -> list[dict]:
         answer = self.admin.request(
             "GET",

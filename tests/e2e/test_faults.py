@@ -335,15 +335,10 @@ def test_sigterm_finishes_running_jobs_then_cleans_up(testbed: Testbed, workdir:
 
     many_jobs(workdir, 4, 8)
     proc = testbed.start_snakemake(workdir, "--jobs", "2", "--envvars", "HOME")
-    assert wait_until(lambda: running(testbed, 2), timeout=90)
+    assert wait_until(lambda: testbed.submitted(2), timeout=90)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=300)
     print(out[-3000:])
     assert "Will exit after finishing currently running jobs" in out
     assert len(list((workdir / "out").glob("*.txt"))) == 2
     assert not testbed.pods() and not testbed.secrets()
-
-
-def running(testbed: Testbed, at_least: int) -> bool:
-    phases = [(p.get("status") or {}).get("phase") for p in testbed.pods()]
-    return phases.count("Running") >= at_least

@@ -216,7 +216,7 @@ def test_htcondor_example_sizes_jobs_from_whole_cpu_requests(
         )
     assert asked == {
         "weigh": [(1, 300, 60, "tester")] * 3,
-        "summary": [(2, 200, 60, "tester")],
+        "summary": [(2, 400, 60, "tester")],
     }
     # interLink's HTCondor plugin answers every log request with 200 "NOT IMPLEMENTED"
     log = next(

@@ -22,11 +22,6 @@ def write(workdir: Path, snakefile: str) -> None:
     (workdir / "Snakefile").write_text(snakefile)
 
 
-def running(testbed: Testbed, at_least: int = 1) -> bool:
-    phases = [(p.get("status") or {}).get("phase") for p in testbed.pods()]
-    return phases.count("Running") >= at_least
-
-
 def test_environment_arrives_byte_for_byte_and_never_leaks(
     testbed: Testbed, workdir: Path
 ):
@@ -89,10 +84,8 @@ rule work:
 """,
     )
     proc = testbed.start_snakemake(workdir)
-    # the Slurm node has 2 CPUs: two jobs run, the third waits in the queue
-    assert wait_until(
-        lambda: running(testbed, 2) and len(testbed.pods()) == 3, timeout=90
-    )
+    # the Slurm node has 2 CPUs: two jobs run, the third waits in Slurm's queue
+    assert wait_until(lambda: testbed.submitted(3), timeout=90)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert len(testbed.pods()) == 3, "the killed run's pods go on"
@@ -125,7 +118,7 @@ rule work:
 """,
     )
     proc = testbed.start_snakemake(workdir)
-    assert wait_until(lambda: running(testbed, 2), timeout=90)
+    assert wait_until(lambda: testbed.submitted(2), timeout=90)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     # the workflow changed: nothing of the dead run is needed any more
@@ -161,7 +154,7 @@ rule sleepy:
 """,
     )
     proc = testbed.start_snakemake(workdir, "--retries", "1")
-    assert wait_until(lambda: running(testbed), timeout=60)
+    assert wait_until(lambda: testbed.submitted(1), timeout=60)
     (pod,) = testbed.pods()
     testbed.admin.delete_pod(testbed.namespace, pod["metadata"]["name"])
     out, _ = proc.communicate(timeout=180)

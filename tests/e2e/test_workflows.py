@@ -167,13 +167,7 @@ rule sleepy:
     )
     proc = testbed.start_snakemake(workdir)
     try:
-        assert wait_until(
-            lambda: any(
-                (p.get("status") or {}).get("phase") == "Running"
-                for p in testbed.pods()
-            ),
-            timeout=60,
-        )
+        assert wait_until(lambda: testbed.submitted(1), timeout=60)
         (pod,) = testbed.pods()
         testbed.admin.delete_pod(testbed.namespace, pod["metadata"]["name"])
         out, _ = proc.communicate(timeout=120)
@@ -196,16 +190,7 @@ rule sleepy:
 """,
     )
     proc = testbed.start_snakemake(workdir, "--envvars", "HOME")
-    assert wait_until(
-        lambda: (
-            sum(
-                (p.get("status") or {}).get("phase") == "Running"
-                for p in testbed.pods()
-            )
-            >= 2
-        ),
-        timeout=90,
-    )
+    assert wait_until(lambda: testbed.submitted(2), timeout=90)
     assert testbed.secrets(), "the run's Secret exists while it runs"
     interrupt(proc)
     assert not testbed.pods() and not testbed.secrets()
