@@ -27,6 +27,7 @@ from typing import Protocol
 from .kube import KubeClient, KubeError
 from .logs import serves_no_logs
 from .pod import end_line_pattern
+from .status import JobEnd, parse_job_end
 
 EXIT_DIR = Path(".snakemake", "interlink_exit")
 
@@ -34,8 +35,8 @@ EXIT_DIR = Path(".snakemake", "interlink_exit")
 class JobEnds(Protocol):
     """Where a status round learns which jobs ended, besides their pods."""
 
-    def ended(self) -> dict[str, int]:
-        """Pod name -> exit status of each job whose end was seen, not yet collected."""
+    def ended(self) -> dict[str, JobEnd]:
+        """Pod name -> the end of each job whose end was seen, not yet collected."""
         ...
 
     def collect(self, pod: str) -> None:
@@ -56,9 +57,9 @@ class ExitMarkers:
         mode = stat.S_IMODE(self.directory.parent.parent.stat().st_mode)
         os.chmod(self.directory, mode)
 
-    def ended(self) -> dict[str, int]:
-        """Pod name -> exit status of every job that wrote one and was not collected."""
-        found: dict[str, int] = {}
+    def ended(self) -> dict[str, JobEnd]:
+        """Pod name -> the end of every job that wrote one and was not collected."""
+        found: dict[str, JobEnd] = {}
         try:
             entries = list(os.scandir(self.directory))
         except OSError:
@@ -67,9 +68,11 @@ class ExitMarkers:
             if entry.name.endswith(".tmp"):
                 continue
             try:
-                found[entry.name] = int(Path(entry.path).read_text().strip())
-            except (OSError, ValueError):
+                end = parse_job_end(Path(entry.path).read_text())
+            except OSError:
                 continue  # not readable (yet): the pod's status still decides
+            if end is not None:
+                found[entry.name] = end
         return found
 
     def collect(self, pod: str) -> None:
@@ -104,7 +107,7 @@ class LogProbe:
         self._insecure = insecure_backend
         self._queue: deque[str] = deque()
         self._tracked: set[str] = set()
-        self._ended: dict[str, int] = {}
+        self._ended: dict[str, JobEnd] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -127,7 +130,7 @@ class LogProbe:
                 self._tracked.add(pod)
                 self._queue.append(pod)
 
-    def ended(self) -> dict[str, int]:
+    def ended(self) -> dict[str, JobEnd]:
         with self._lock:
             return dict(self._ended)
 
@@ -175,4 +178,6 @@ class LogProbe:
         if found:
             with self._lock:
                 if pod in self._tracked:
-                    self._ended[pod] = int(found[-1])
+                    end = parse_job_end(found[-1])
+                    if end is not None:
+                        self._ended[pod] = end

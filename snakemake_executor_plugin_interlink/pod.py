@@ -42,16 +42,16 @@ CONTAINER = "snakejob"
 NODE_OUTAGE_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 PIP_DEPLOYMENTS = ".snakemake/pip-deployments"  # on Snakemake's sys.path
 
-# what a job prints last without a shared filesystem (completion.LogProbe reads it)
-END_LINE = "[interlink] end of pod {pod}: exit status {status}"
+# what a job prints last without a shared filesystem (completion.LogProbe reads it),
+# then "<exit status> <start> <end>" (epoch seconds), as its exit-status file holds
+END_LINE = "[interlink] end of pod {pod}: "
 
 
 def end_line_pattern(pod: str) -> re.Pattern[str]:
     """The end line of this pod only: a job cannot end another, and a rule that prints
     something similar does not end its own job early."""
     return re.compile(
-        r"^\[interlink\] end of pod " + re.escape(pod) + r": exit status (\d+)$",
-        re.MULTILINE,
+        "^" + re.escape(END_LINE.format(pod=pod)) + r"(\d+ \d* ?\d*)$", re.MULTILINE
     )
 
 
@@ -151,16 +151,16 @@ def job_script(
                 f"python -m pip install --quiet --target {PIP_DEPLOYMENTS} {pkgs} "
                 "|| exit 1"
             )
+    if pod:  # when the command ran, as the job saw it (interLink may never show it)
+        lines.append("start=$(date +%s)")
     lines.append(command)
     if pod:
-        lines.append("status=$?")
+        lines += ["status=$?", 'ran="$status $start $(date +%s)"']
         if run.exit_dir:
             marker = shlex.quote(f"{run.exit_dir}/{pod}")
-            lines.append(f"echo $status >{marker}.tmp && mv -f {marker}.tmp {marker}")
+            lines.append(f'echo "$ran" >{marker}.tmp && mv -f {marker}.tmp {marker}')
         else:
-            lines.append(
-                "echo " + shlex.quote(END_LINE.format(pod=pod, status="")) + "$status"
-            )
+            lines.append("echo " + shlex.quote(END_LINE.format(pod=pod)) + '"$ran"')
         lines.append("exit $status")
     return "\n".join(lines)
 

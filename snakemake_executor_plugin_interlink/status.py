@@ -208,26 +208,44 @@ def may_have_ended(pod: dict[str, Any] | None) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class JobEnd:
+    """What a job's script reports when its command ended (completion.py)."""
+
+    exit_code: int
+    started: datetime | None = None
+    finished: datetime | None = None
+
+
+def parse_job_end(text: str) -> JobEnd | None:
+    """'<exit status> <start> <end>' (epoch seconds; the times may be missing)."""
+    words = text.split()
+    if not words or not all(w.isdigit() for w in words[:3]):
+        return None
+    times = [datetime.fromtimestamp(int(w), UTC) for w in words[1:3]]
+    return JobEnd(int(words[0]), *times)
+
+
 def status_from_exit(
-    pod: PodStatus | None, code: int, now: datetime | None = None
+    pod: PodStatus | None, end: JobEnd, now: datetime | None = None
 ) -> PodStatus:
-    """A job whose command reported its exit status itself (completion.py), before the
-    virtual kubelet updated its pod: a pod that already tells how it ended still
-    decides (it knows about kills the command never saw)."""
+    """A job whose command reported its end itself, before the virtual kubelet updated
+    its pod: a pod that already tells how it ended still decides (it knows about kills
+    the command never saw); the job's own times win over what the pod showed."""
     if pod is not None and pod.state.finished:
         return pod
-    base = pod or PodStatus(State.RUNNING)
-    finished = now or datetime.now(UTC)
-    if code == 0:
-        return replace(
-            base, state=State.SUCCEEDED, reason="", exit_code=0, finished=finished
-        )
+    base = replace(
+        pod or PodStatus(State.RUNNING),
+        started=end.started or (pod.started if pod else None),
+        finished=end.finished or now or datetime.now(UTC),
+    )
+    if end.exit_code == 0:
+        return replace(base, state=State.SUCCEEDED, reason="", exit_code=0)
     return replace(
         base,
         state=State.FAILED,
-        reason=f"exit code {code}",
-        exit_code=code,
-        finished=finished,
+        reason=f"exit code {end.exit_code}",
+        exit_code=end.exit_code,
     )
 
 

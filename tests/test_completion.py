@@ -20,8 +20,10 @@ from snakemake_executor_plugin_interlink.pod import (
 )
 from snakemake_executor_plugin_interlink.settings import CheckedSettings
 from snakemake_executor_plugin_interlink.status import (
+    JobEnd,
     PodStatus,
     State,
+    parse_job_end,
     status_from_exit,
 )
 from snakemake_executor_plugin_interlink.tracker import PodTracker
@@ -47,16 +49,21 @@ def run_script(tmp_path: Path, command: str) -> tuple[int, ExitMarkers]:
 
 @pytest.mark.parametrize("code", [0, 3])
 def test_the_script_writes_the_commands_exit_status_and_keeps_it(tmp_path, code):
-    returncode, markers = run_script(tmp_path, f"sh -c 'exit {code}'")
+    before = time.time()
+    returncode, markers = run_script(tmp_path, f"sleep 1; sh -c 'exit {code}'")
     assert returncode == code
-    assert markers.ended() == {"snakejob-r-1-1": code}
+    ((name, end),) = markers.ended().items()
+    assert name == "snakejob-r-1-1" and end.exit_code == code
+    # the job's own times: when its command started and ended
+    assert before - 1 <= end.started.timestamp() < end.finished.timestamp()
+    assert end.finished.timestamp() <= time.time()
 
 
 def test_the_status_is_written_only_after_the_command_ended(tmp_path):
     marker = ".snakemake/interlink_exit/snakejob-r-1-1"
     returncode, markers = run_script(tmp_path, f"sleep 0.2; test ! -e {marker}")
     assert returncode == 0  # the marker did not exist while the command ran
-    assert markers.ended() == {"snakejob-r-1-1": 0}
+    assert markers.ended()["snakejob-r-1-1"].exit_code == 0
 
 
 @pytest.mark.parametrize("code", [0, 4])
@@ -69,7 +76,9 @@ def test_without_an_exit_dir_the_script_prints_its_pods_end_line(tmp_path, code)
         ["/bin/sh", "-c", script], capture_output=True, text=True, check=False
     )
     assert done.returncode == code
-    assert end_line_pattern("snakejob-r-1-1").findall(done.stdout) == [str(code)]
+    (found,) = end_line_pattern("snakejob-r-1-1").findall(done.stdout)
+    end = parse_job_end(found)
+    assert end is not None and end.exit_code == code and end.started <= end.finished
     assert end_line_pattern("snakejob-r-1-11").findall(done.stdout) == []
 
 
@@ -91,21 +100,24 @@ def probe_against(logs: dict[str, str], submitted=lambda name: True):
 def test_a_probe_reads_only_the_end_of_a_log_and_only_its_own_end_line():
     probe, seen = probe_against(
         {
-            "a": "work\n[interlink] end of pod a: exit status 0\n",
-            "b": "[interlink] end of pod a: exit status 0\nstill working\n",
-            "c": "[interlink] end of pod c: exit status 2\n",
+            "a": "work\n[interlink] end of pod a: 0 1700000000 1700000060\n",
+            "b": "[interlink] end of pod a: 0 1700000000 1700000060\nstill working\n",
+            "c": "[interlink] end of pod c: 2 1700000000 1700000060\n",
         }
     )
     for name in "abc":
         probe.track(name)
     for _ in range(3):
         probe.probe(probe.next_pod())
-    assert probe.ended() == {"a": 0, "c": 2}
+    assert {name: end.exit_code for name, end in probe.ended().items()} == {
+        "a": 0,
+        "c": 2,
+    }
     assert all(
         params == {"container": "snakejob", "limitBytes": "512"} for _, params in seen
     )
     probe.collect("a")
-    assert probe.ended() == {"c": 2}
+    assert list(probe.ended()) == ["c"]
 
 
 def test_the_rotation_skips_ended_collected_and_unsubmitted_pods():
@@ -123,7 +135,7 @@ def test_the_rotation_skips_ended_collected_and_unsubmitted_pods():
 
 
 def test_probes_run_at_the_rate_in_their_own_thread():
-    probe, seen = probe_against({"a": "[interlink] end of pod a: exit status 0\n"})
+    probe, seen = probe_against({"a": "[interlink] end of pod a: 0 1 2\n"})
     probe._interval = 0.01
     probe.track("a")
     probe.start()
@@ -133,7 +145,9 @@ def test_probes_run_at_the_rate_in_their_own_thread():
             time.sleep(0.01)
     finally:
         probe.stop()
-    assert probe.ended() == {"a": 0}
+    assert probe.ended() == {
+        "a": JobEnd(0, *(datetime.fromtimestamp(t, UTC) for t in (1, 2)))
+    }
     assert len(seen) == 1, "an ended job is not probed again"
 
 
@@ -143,8 +157,8 @@ def test_partial_and_foreign_files_are_not_ends(tmp_path):
     (markers.directory / "a.tmp").write_text("0")
     (markers.directory / "b").write_text("")
     (markers.directory / "c").write_text("oops")
-    (markers.directory / "d").write_text("7\n")
-    assert markers.ended() == {"d": 7}
+    (markers.directory / "d").write_text("7\n")  # no times: still an end
+    assert markers.ended() == {"d": JobEnd(7)}
     markers.collect("d")
     markers.collect("never-there")
     assert markers.ended() == {}
@@ -158,17 +172,17 @@ def test_the_directory_takes_the_working_directorys_permissions(tmp_path):
 
 def test_a_pod_that_already_tells_its_end_decides():
     oom = PodStatus(State.FAILED, "out of memory", exit_code=0)
-    assert status_from_exit(oom, 0) is oom
+    assert status_from_exit(oom, JobEnd(0)) is oom
     running = PodStatus(State.RUNNING, node="vk", remote_job_id="12")
-    ok = status_from_exit(running, 0)
+    ok = status_from_exit(running, JobEnd(0))
     assert (ok.state, ok.node, ok.remote_job_id) == (State.SUCCEEDED, "vk", "12")
-    failed = status_from_exit(running, 3)
+    failed = status_from_exit(running, JobEnd(3))
     assert (failed.state, failed.exit_code, failed.reason) == (
         State.FAILED,
         3,
         "exit code 3",
     )
-    assert status_from_exit(None, 0).state == State.SUCCEEDED
+    assert status_from_exit(None, JobEnd(0)).state == State.SUCCEEDED
 
 
 def test_a_round_ends_marked_jobs_of_running_pods_without_requests(tmp_path):
@@ -203,7 +217,13 @@ def test_a_round_ends_marked_jobs_of_running_pods_without_requests(tmp_path):
         api.closed.set()
 
 
-def test_status_times_are_kept():
-    started, ended = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
-    status = status_from_exit(PodStatus(State.RUNNING, started=started), 0, ended)
-    assert (status.started, status.finished) == (started, ended)
+def test_the_jobs_own_times_win_over_what_the_pod_showed():
+    seen = datetime(2026, 1, 1, 0, 5, tzinfo=UTC)  # interLink showed Running late
+    ran = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 0, 9, tzinfo=UTC)
+    now = datetime(2026, 1, 1, 0, 10, tzinfo=UTC)
+    status = status_from_exit(
+        PodStatus(State.RUNNING, started=seen), JobEnd(0, *ran), now
+    )
+    assert (status.started, status.finished) == ran
+    status = status_from_exit(PodStatus(State.RUNNING, started=seen), JobEnd(0), now)
+    assert (status.started, status.finished) == (seen, now)
