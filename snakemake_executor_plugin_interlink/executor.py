@@ -132,6 +132,7 @@ class Executor(RemoteExecutor):
             self.markers or self.probe,
         )
         self._kept: set[str] = set()
+        self._undeleted: set[str] = set()  # pods whose delete failed (API down)
         self._rows: list[JobRow] = []  # the run report
         self._adopted: set[str] = set()  # pods of killed runs this run re-attached to
         self._adopted_runs: set[str] = set()
@@ -542,6 +543,10 @@ class Executor(RemoteExecutor):
             delete(self.namespace, name)
         except KubeError as e:
             self.logger.warning(f"interlink: could not delete {kind} {name}: {e}")
+            if kind == "pod":  # the status view forgets reported jobs: shutdown retries
+                self._undeleted.add(name)
+        else:
+            self._undeleted.discard(name)
 
     def _handle_orphans(self, ours: set[str]) -> None:
         """Pods of killed runs in this directory that no job re-attached to: list them
@@ -588,7 +593,7 @@ class Executor(RemoteExecutor):
             or pod["metadata"]["name"] in self._adopted
         ]
         self._handle_orphans(set(ours) | self._kept)
-        for name in (n for n in ours if n not in self._kept):
+        for name in sorted((set(ours) | self._undeleted) - self._kept):
             self._delete("pod", name)
         secrets = [secret_name(run) for run in self._adopted_runs if run]
         if self._secret_created:
