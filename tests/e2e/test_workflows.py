@@ -87,7 +87,7 @@ def test_hello_runs_on_slurm_with_the_rules_resources(testbed: Testbed, tmp_path
     # threads: 2, mem_mb=500, runtime=5 became --cpus-per-task=2 --mem=500 --time=5
     assert slurm_allocations(workdir) == {
         "greet": [("2", "500M", "00:05:00")] * 3,
-        "summary": [("1", "200M", "00:02:00")],
+        "summary": [("1", "400M", "00:02:00")],
     }
     log = workdir / ".snakemake/interlink_logs/greet/sample=alpha"
     assert list(log.glob("*.log")), (
