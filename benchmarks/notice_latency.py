@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
 import statistics
@@ -31,8 +30,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-STATE = Path(os.environ.get("INTERLINK_TESTBED_STATE", "/tmp/interlink-testbed"))
+from workflow_500 import STATE, env_of, interlink_args
 
 SNAKEFILE = """
 SLEEP = {sleeps}
@@ -54,14 +52,6 @@ _STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ [\d:]{8} \d{4})\]$")
 _FINISHED = re.compile(r"^Finished jobid: (\d+)")
 _JOB = re.compile(r"^\s+jobid: (\d+)$")
 _OUTPUT = re.compile(r"^\s+output: out/(\d+)\.txt$")
-
-
-def env_of(path: Path) -> dict[str, str]:
-    return dict(
-        line.removeprefix("export ").split("=", 1)
-        for line in path.read_text().splitlines()
-        if line.startswith("export ")
-    )
 
 
 def finished_times(log: str) -> dict[int, float]:
@@ -97,12 +87,7 @@ def run_way(n: int, sleeps: list[int], blocked: bool, extra: list[str]) -> dict:
                 sys.executable,
                 "-m",
                 "snakemake",
-                "--executor",
-                "interlink",
-                "--interlink-kubeconfig",
-                bed["TESTBED_EXECUTOR_KUBECONFIG"],
-                "--interlink-namespace",
-                bed["TESTBED_NAMESPACE"],
+                *interlink_args(bed),
                 "--jobs",
                 str(n),
                 "--latency-wait",

@@ -61,6 +61,18 @@ def env_of(path: Path) -> dict[str, str]:
     )
 
 
+def interlink_args(bed: dict[str, str]) -> list[str]:
+    """The executor on the testbed, as the executor user in its namespace."""
+    return [
+        "--executor",
+        "interlink",
+        "--interlink-kubeconfig",
+        bed["TESTBED_EXECUTOR_KUBECONFIG"],
+        "--interlink-namespace",
+        bed["TESTBED_NAMESPACE"],
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=500)
@@ -84,12 +96,7 @@ def main() -> None:
         for name, extra in {
             "local executor": ["--executor", "local", "--cores", "2"],
             "interlink executor": [
-                "--executor",
-                "interlink",
-                "--interlink-kubeconfig",
-                bed["TESTBED_EXECUTOR_KUBECONFIG"],
-                "--interlink-namespace",
-                bed["TESTBED_NAMESPACE"],
+                *interlink_args(bed),
                 "--interlink-requests",
                 "cpu=1m,memory=1Mi",
             ],
