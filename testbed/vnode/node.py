@@ -4,7 +4,12 @@ The node-lifecycle controller runs, as in a real cluster: it owns the `node.kube
 taints (not-ready/unreachable, NoSchedule and NoExecute) from the Ready condition and the
 heartbeat, and evicts pods whose toleration of the NoExecute ones runs out (every pod gets
 300 s from the DefaultTolerationSeconds admission plugin unless it says otherwise). The
-agent, like the VK, writes only its own taints and the status; it keeps the controller's.
+agent, like the VK (node.go: ensureNode creates the Node, updateNodeStatus patches only the
+status), writes labels and taints once, when it starts, and the status afterwards. A
+read-modify-write of the taints on every refresh would race the controller: a stale list
+written back drops a NoExecute taint the controller just added, and the 1.20 controller,
+which keeps a tainted node in its queue's set, then never taints that node again
+(markNodeForTainting resets that entry only from 1.21 on).
 """
 
 from __future__ import annotations
@@ -138,22 +143,47 @@ class NodeKeeper:
         self.capacity = dict(spec.capacity)  # the VK's p.node: ping answers overwrite cpu and memory
 
     def register(self) -> None:
-        try:
-            self._kube.get(self._path)
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
-            body = {
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {"name": self._spec.name, "labels": self._spec.labels()},
-                "spec": {"taints": [INTERLINK_TAINT, *self._spec.extra_taints]},
-            }
-            self._kube.post("/api/v1/nodes", body)
-            log.info("registered node %s", self._spec.name)
+        """Create the Node, or bring an existing one's labels and own taints up to date.
+
+        The patch carries the resourceVersion it was computed from, so a concurrent change
+        by the node-lifecycle controller makes it fail (409) and it is computed again."""
+        for _ in range(5):
+            try:
+                node = self._kube.get(self._path)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                body = {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {"name": self._spec.name, "labels": self._spec.labels()},
+                    "spec": {"taints": [INTERLINK_TAINT, *self._spec.extra_taints]},
+                }
+                self._kube.post("/api/v1/nodes", body)
+                log.info("registered node %s", self._spec.name)
+                return
+            metadata, spec = node["metadata"], node.get("spec") or {}
+            taints = desired_taints(spec.get("taints"), self._spec.extra_taints)
+            labels = self._spec.labels()
+            has_labels = all((metadata.get("labels") or {}).get(k) == v for k, v in labels.items())
+            if has_labels and taints == (spec.get("taints") or []):
+                return
+            try:
+                self._kube.patch(
+                    self._path,
+                    {
+                        "metadata": {"labels": labels, "resourceVersion": metadata["resourceVersion"]},
+                        "spec": {"taints": taints},
+                    },
+                )
+                return
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+        raise ApiError(409, f"node {self._spec.name} kept changing while its taints were written")
 
     def update(self, ready: bool, message: str, resources: dict[str, str] | None = None) -> None:
-        """Write labels, taints and status (the taints replace whatever is there).
+        """Write the status (never the spec: see the module's docstring).
 
         `resources`: the free cpu/memory a successful ping reported; they replace capacity and
         allocatable from now on (interLink's updateNodeResources; see capacity.py)."""
@@ -172,14 +202,6 @@ class NodeKeeper:
                 log.warning("node %s is now %s: %s", self._spec.name, "Ready" if ready else "NotReady", message)
             self._ready = ready
             self._transition = now()
-        existing = (self._kube.get(self._path).get("spec") or {}).get("taints")
-        self._kube.patch(
-            self._path,
-            {
-                "metadata": {"labels": self._spec.labels()},
-                "spec": {"taints": desired_taints(existing, self._spec.extra_taints)},
-            },
-        )
         self._kube.patch(
             self._path + "/status",
             {"status": node_status(self._spec, ready, message, self._transition, now(), self.capacity)},

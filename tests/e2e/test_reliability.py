@@ -46,9 +46,13 @@ rule env:
     env_files: dict[str, tuple[int, bytes]] = {}
 
     def snapshot() -> bool:
-        seen_specs.extend(testbed.pods())
-        # what the site's disk holds while the job runs (docs/further.md warns of it)
-        for path in JOBS.glob(f"{testbed.namespace}-*/snakejob_envfile.properties"):
+        pods = testbed.pods()
+        seen_specs.extend(pods)
+        # what the site's disk holds while the job runs (docs/further.md warns of it);
+        # only this run's pods (<namespace>-<uid>): an earlier test's may still be there
+        for pod in pods:
+            uid = pod["metadata"]["uid"]
+            path = JOBS / f"{testbed.namespace}-{uid}" / "snakejob_envfile.properties"
             with contextlib.suppress(OSError):
                 env_files[str(path)] = (path.stat().st_mode & 0o777, path.read_bytes())
         return proc.poll() is not None
