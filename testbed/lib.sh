@@ -25,6 +25,14 @@ HTCONDOR_KUBELET_PORT=${TESTBED_HTCONDOR_KUBELET_PORT:-10350} # 10251 is kube-sc
 # A second taint (interLink's NodeTaints setting) keeps pods that name no node off vk-htcondor.
 HTCONDOR_TAINT=testbed.interlink/site=htcondor:NoSchedule
 HTCONDOR_USER=tester
+# vk-local: a third node in the fast local mode (pods run as local processes, status at once)
+# in its own namespace, for the load test, which runs beside the other end-to-end tests.
+# Its taint keeps every other pod off it; TESTBED_LOCAL_NODE=0 leaves it out.
+WANT_LOCAL_NODE=${TESTBED_LOCAL_NODE:-1}
+LOCAL_NODE=vk-local
+LOCAL_KUBELET_PORT=10450
+LOCAL_TAINT=testbed.interlink/site=local:NoSchedule
+LOCAL_NAMESPACE=snakemake-load
 S3_ADDRESS=127.0.0.1:9000 # what Snakemake's TestWorkflowsMinioPlayStorageBase expects
 S3_ACCESS_KEY=minio
 S3_SECRET_KEY=minio123
@@ -32,6 +40,7 @@ CHROOT_DAEMONS=(condor_master radosgw)
 
 # The order in which daemons start; down.sh stops them in reverse.
 DAEMONS=(etcd kube-apiserver kube-controller-manager kube-scheduler munged mariadb slurmdbd slurmctld slurmd "$NODE_NAME")
+((WANT_LOCAL_NODE)) && DAEMONS+=("$LOCAL_NODE")
 ((WANT_HTCONDOR)) && DAEMONS+=(condor_master)
 ((WANT_S3)) && DAEMONS+=(radosgw)
 ((WANT_HTCONDOR)) && DAEMONS+=("$HTCONDOR_NODE")

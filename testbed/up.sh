@@ -9,6 +9,7 @@
 #   TESTBED_VNODE_POLL=5 TESTBED_VNODE_ARGS="--cfg-timeout 20" testbed/up.sh   # agent options
 #   TESTBED_HTCONDOR=0 TESTBED_S3=0 testbed/up.sh   # without HTCondor / S3 (on by default)
 #   TESTBED_HTCONDOR_VNODE_ARGS="--plugin-build head" testbed/up.sh   # vk-htcondor options
+#   TESTBED_LOCAL_NODE=0 testbed/up.sh   # without vk-local (the load test's node, local mode)
 #
 # State, logs and pid files live in ${INTERLINK_TESTBED_STATE:-/tmp/interlink-testbed};
 # `source $STATE/env` gives the kubeconfigs, namespace and node name to tests and scripts.
@@ -114,6 +115,10 @@ wait_for "the controller-manager (default service account)" 60 api /api/v1/names
 
 say "applying namespace $NAMESPACE and $TESTBED_DIR/rbac.yaml"
 "$BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" apply -f "$TESTBED_DIR/rbac.yaml" >&2
+if ((WANT_LOCAL_NODE)); then # the same namespace and Role for the load test
+  sed -E "s/^( *(name|namespace): )$NAMESPACE\$/\1$LOCAL_NAMESPACE/" "$TESTBED_DIR/rbac.yaml" |
+    "$BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" apply -f - >&2
+fi
 
 # ---------------------------------------------------------------- Slurm with accounting
 HOST=$(hostname -s)
@@ -194,6 +199,20 @@ vnode_cmd=(env PYTHONPATH="$TESTBED_DIR" PYTHONUNBUFFERED=1 "$PY" -m vnode
 start_vnode "$NODE_NAME" "${vnode_cmd[@]}"
 echo "$VNODE_MODE" >"$STATE/vnode.mode"
 wait_for "virtual node $NODE_NAME (Ready)" 60 api_node_ready "$NODE_NAME"
+
+if ((WANT_LOCAL_NODE)); then
+  # 4 slots: the load's job processes queue (PD) instead of thrashing 2 cores; nice 10 leaves
+  # the CPU to the testbed's daemons and to the end-to-end tests running beside the load test
+  LOCAL_STATE=$STATE/vnode-local
+  mkdir -p "$LOCAL_STATE"
+  local_cmd=(env PYTHONPATH="$TESTBED_DIR" PYTHONUNBUFFERED=1 "$PY" -m vnode
+    --node "$LOCAL_NODE" --kubeconfig "$ADMIN_KUBECONFIG" --port "$LOCAL_KUBELET_PORT"
+    --batch local --poll 1.0 --state-dir "$LOCAL_STATE" --status-timing fast
+    --image-path "$IMAGE_PATH" --label testbed.interlink/batch-system=local --taint "$LOCAL_TAINT"
+    --pods 500 --local-slots 4 --local-nice 10)
+  start_vnode "$LOCAL_NODE" "${local_cmd[@]}"
+  wait_for "virtual node $LOCAL_NODE (Ready)" 60 api_node_ready "$LOCAL_NODE"
+fi
 
 # ---------------------------------------------------------------- HTCondor and S3 in the trixie chroot
 CHROOT=""
@@ -281,6 +300,13 @@ export TESTBED_JOBS_DIR=$VNODE_STATE/jobs
 export TESTBED_LOGS=$LOGS
 export TESTBED_BIN=$BIN
 EOF
+if ((WANT_LOCAL_NODE)); then
+  cat >>"$STATE/env" <<EOF
+export TESTBED_LOCAL_NODE=$LOCAL_NODE
+export TESTBED_LOCAL_TOLERATION=$LOCAL_TAINT
+export TESTBED_LOCAL_NAMESPACE=$LOCAL_NAMESPACE
+EOF
+fi
 if ((WANT_HTCONDOR || WANT_S3)); then
   echo "export TESTBED_CHROOT=$CHROOT" >>"$STATE/env"
 fi

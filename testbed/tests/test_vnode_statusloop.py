@@ -307,3 +307,41 @@ def test_local_backend_forgets_jobs_after_min_job_age(tmp_path: Path, age: float
     never = LocalBackend(min_job_age=None)
     never.adopt("999999999", tmp_path)
     assert never.query(["999999999"]) == {"999999999": JobInfo("CD", "0")}
+
+
+def _wait_for(backend: LocalBackend, job_id: str, state: str) -> None:
+    deadline = time.monotonic() + 10
+    while backend.query([job_id])[job_id].state != state:
+        assert time.monotonic() < deadline, f"{job_id} never reached {state}"
+        time.sleep(0.05)
+
+
+def test_local_slots_queue_jobs_as_pending_and_start_them_as_slots_free(tmp_path: Path) -> None:
+    backend = LocalBackend(slots=1, nice=5)
+    ids = []
+    for name in ("a", "b"):
+        job_dir = tmp_path / name
+        job_dir.mkdir()
+        script = job_dir / "job.slurm"
+        script.write_text("sleep 0.3; cut -d' ' -f19 /proc/$$/stat > nice.txt\n")
+        ids.append(backend.submit(job_dir, script, None))
+    first, second = ids
+    assert backend.query(ids) == {first: JobInfo("R", "0"), second: JobInfo("PD", "0")}
+    _wait_for(backend, first, "CD")
+    _wait_for(backend, second, "CD")
+    assert (tmp_path / "b" / "nice.txt").read_text().strip() == "5"
+
+
+def test_a_job_cancelled_while_it_waits_never_runs(tmp_path: Path) -> None:
+    backend = LocalBackend(slots=1)
+    ids = []
+    for name in ("a", "b"):
+        job_dir = tmp_path / name
+        job_dir.mkdir()
+        (job_dir / "job.slurm").write_text("sleep 0.2; touch ran\n")
+        ids.append(backend.submit(job_dir, job_dir / "job.slurm", None))
+    backend.cancel(ids[1])
+    _wait_for(backend, ids[0], "CD")
+    time.sleep(0.4)
+    assert backend.query([ids[1]]) == {ids[1]: JobInfo("CA", "15")}
+    assert (tmp_path / "a" / "ran").exists() and not (tmp_path / "b" / "ran").exists()

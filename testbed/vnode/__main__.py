@@ -92,6 +92,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="local backend: seconds after its end a job is forgotten by the stand-in squeue (Slurm's "
         "MinJobAge; with --batch slurm it is slurm.conf's, TESTBED_SLURM_MIN_JOB_AGE in up.sh)",
     )
+    parser.add_argument(
+        "--local-slots",
+        type=int,
+        default=None,
+        help="local backend: jobs that run at once; the others wait in state PD (default: no limit)",
+    )
+    parser.add_argument(
+        "--local-nice", type=int, default=0, help="local backend: the jobs' nice value (load tests: 10)"
+    )
     parser.add_argument("--poll", type=float, default=1.0, help="fast timing: seconds between status rounds")
     parser.add_argument(
         "--ping-interval",
@@ -198,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         container_path=config.container_path,
         command_prefix=args.command_prefix,
         job_script_template=args.job_script_template,
+        local_slots=args.local_slots,
+        local_nice=args.local_nice,
     )
     agent = Agent(config, Kube(args.kubeconfig), backend)
 

@@ -7,7 +7,9 @@ CA, OOM, ...) and the job's exit code, which is all the Slurm plugin's status lo
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import itertools
 import logging
 import os
 import re
@@ -171,9 +173,13 @@ class SlurmBackend(_SlurmJobFiles):
 @dataclass
 class _LocalJob:
     job_dir: Path
-    process: subprocess.Popen[bytes] | None
-    started: float
+    script: Path
     time_limit: int | None
+    pid: int | None = None  # its process group, once started
+    waiting: bool = True  # queued for a slot (state PD)
+    holds_slot: bool = False
+    process: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
     final: JobInfo | None = None
     ended: float = 0.0  # time.time() when it ended (for MinJobAge)
 
@@ -185,39 +191,78 @@ class LocalBackend(_SlurmJobFiles):
     The job's exit code is written to <job dir>/local.rc by a wrapper shell, and its pid to
     local.pid, so that a restarted agent can pick up jobs that kept running. As slurmctld
     with MinJobAge, the stand-in squeue forgets a job `min_job_age` seconds after it ended
-    (None: never).
+    (None: never). With `slots`, at most that many jobs run at once and the others wait in
+    state PD, as on a cluster of that many cores; `nice` lowers the jobs' CPU priority, so
+    that a load of jobs does not starve the processes that run the testbed.
     """
 
     name = "local"
     KILL_WAIT = 5.0  # like Slurm's KillWait: SIGTERM, then SIGKILL
 
-    def __init__(self, min_job_age: float | None = 300.0, job_script_template: bool = False) -> None:
+    def __init__(
+        self,
+        min_job_age: float | None = 300.0,
+        job_script_template: bool = False,
+        slots: int | None = None,
+        nice: int = 0,
+    ) -> None:
         self._jobs: dict[str, _LocalJob] = {}
+        self._waiting: collections.deque[str] = collections.deque()
+        self._running = 0
+        self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.min_job_age = min_job_age
         self.job_script_template = job_script_template
+        self.slots = slots
+        self.nice = nice
 
     def submit(self, job_dir: Path, script: Path, time_limit: int | None) -> str:
-        rc_file = job_dir / "local.rc"
-        with open(job_dir / "job.out", "ab") as out:
-            process = subprocess.Popen(
-                ["/bin/bash", "-c", 'bash "$1"; echo $? > "$2"', "local-job", str(script), str(rc_file)],
-                cwd=job_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(job_dir)},
-            )
-        job_id = str(process.pid)
-        (job_dir / "local.pid").write_text(job_id)
+        job_id = f"{os.getpid()}{next(self._ids):06d}"  # unique across agent restarts, as Slurm's
         with self._lock:
-            self._jobs[job_id] = _LocalJob(job_dir, process, time.monotonic(), time_limit)
+            self._jobs[job_id] = _LocalJob(job_dir, script, time_limit)
+            self._waiting.append(job_id)
+            self._start_waiting()
         return job_id
 
+    def _start_waiting(self) -> None:
+        """Start queued jobs while slots are free (called with the lock held)."""
+        while self._waiting and (self.slots is None or self._running < self.slots):
+            job = self._jobs[self._waiting.popleft()]
+            job.waiting = False
+            if job.final is not None:  # cancelled while it waited
+                continue
+            wrapper = ["/bin/bash", "-c", 'bash "$1"; echo $? > "$2"', "local-job"]
+            with open(job.job_dir / "job.out", "ab") as out:
+                job.process = subprocess.Popen(
+                    ["nice", "-n", str(self.nice), *wrapper, str(job.script), str(job.job_dir / "local.rc")],
+                    cwd=job.job_dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(job.job_dir)},
+                )
+            job.pid, job.started, job.holds_slot = job.process.pid, time.monotonic(), True
+            (job.job_dir / "local.pid").write_text(str(job.pid))
+            self._running += 1
+
     def adopt(self, job_id: str, job_dir: Path) -> None:
+        """A job of an earlier agent: running or ended if it has a pid or an exit code, else
+        still queued (slurmctld keeps its queue across restarts), so it waits again."""
+        pid_text = _read(job_dir / "local.pid")
+        started = pid_text is not None or (job_dir / "local.rc").exists()
+        job = _LocalJob(job_dir, job_dir / "job.slurm", None, int(pid_text) if pid_text else None, not started)
+        job.started = time.monotonic()
         with self._lock:
-            self._jobs.setdefault(job_id, _LocalJob(job_dir, None, time.monotonic(), None))
+            if job_id in self._jobs:
+                return
+            self._jobs[job_id] = job
+            if job.waiting:
+                self._waiting.append(job_id)
+                self._start_waiting()
+            else:
+                job.holds_slot = job.pid is not None and _alive(job.pid, job_dir)
+                self._running += job.holds_slot
 
     def query(self, job_ids: list[str]) -> dict[str, JobInfo]:
         with self._lock:
@@ -226,43 +271,50 @@ class LocalBackend(_SlurmJobFiles):
                 for job_id in job_ids
                 if (job := self._jobs.get(job_id)) is not None
             }
+            self._start_waiting()
         return {job_id: info for job_id, (info, job) in states.items() if not self._forgotten(job)}
 
     def _forgotten(self, job: _LocalJob) -> bool:
         """MinJobAge passed since the job ended: squeue no longer knows it."""
         return job.final is not None and self.min_job_age is not None and time.time() - job.ended >= self.min_job_age
 
+    def _end(self, job: _LocalJob, info: JobInfo, ended: float) -> JobInfo:
+        if job.holds_slot:
+            self._running -= 1
+            job.holds_slot = False
+        job.final, job.ended = info, ended
+        return info
+
     def _state(self, job_id: str, job: _LocalJob) -> JobInfo:
         if job.final is not None:
             return job.final
-        alive = job.process.poll() is None if job.process else _alive(int(job_id), job.job_dir)
-        if alive:
+        if job.waiting:
+            return JobInfo("PD", "0")
+        alive = job.process.poll() is None if job.process else job.pid is not None and _alive(job.pid, job.job_dir)
+        if alive and job.pid is not None:
             if job.time_limit is not None and time.monotonic() - job.started > job.time_limit:
-                self._kill(job_id)
-                job.final, job.ended = JobInfo("TO", "15"), time.time()  # what squeue shows for a timed-out job
-                return job.final
+                self._kill(job_id, job.pid)
+                return self._end(job, JobInfo("TO", "15"), time.time())  # what squeue shows for a timed-out job
             return JobInfo("R", "0")
         rc_file = job.job_dir / "local.rc"
         rc_text = _read(rc_file)
         if rc_text is None:  # killed before the wrapper could write it: squeue shows the signal
             returncode = job.process.returncode if job.process else None
-            job.final, job.ended = JobInfo("F", str(-returncode) if returncode and returncode < 0 else "9"), time.time()
-        else:
-            code = int(rc_text) if rc_text.isdigit() else 1
-            job.final = JobInfo("CD" if code == 0 else "F", str((code & 0xFF) << 8))  # a raw wait status
-            job.ended = _mtime(rc_file)
-        return job.final
+            return self._end(job, JobInfo("F", str(-returncode) if returncode and returncode < 0 else "9"), time.time())
+        code = int(rc_text) if rc_text.isdigit() else 1
+        return self._end(job, JobInfo("CD" if code == 0 else "F", str((code & 0xFF) << 8)), _mtime(rc_file))
 
     def cancel(self, job_id: str) -> None:
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None or job.final is not None:
                 return
-            self._kill(job_id)
-            job.final, job.ended = JobInfo("CA", "15"), time.time()
+            if job.pid is not None and not job.waiting:
+                self._kill(job_id, job.pid)
+            self._end(job, JobInfo("CA", "15"), time.time())
+            self._start_waiting()
 
-    def _kill(self, job_id: str) -> None:
-        pgid = int(job_id)
+    def _kill(self, job_id: str, pgid: int) -> None:
         try:
             os.killpg(pgid, signal.SIGTERM)
         except ProcessLookupError:
@@ -323,15 +375,18 @@ def make_backend(
     container_path: str | None = None,
     command_prefix: str = "",
     job_script_template: bool = False,
+    local_slots: int | None = None,
+    local_nice: int = 0,
 ) -> Backend:
     """`min_job_age`: the local backend's MinJobAge (Slurm's own is in slurm.conf);
     `plugin_build`, `container_path`, `command_prefix`: the htcondor backend's (htcondor.py);
+    `local_slots`, `local_nice`: the local backend's (see LocalBackend);
     `job_script_template`: the site runs a JobScriptTemplate (Slurm flavour only: the HTCondor
     plugin ignores the rendered script)."""
     if name == "slurm":
         return SlurmBackend(job_script_template)
     if name == "local":
-        return LocalBackend(min_job_age, job_script_template)
+        return LocalBackend(min_job_age, job_script_template, local_slots, local_nice)
     if name == "htcondor":
         if chroot is None:
             raise ValueError("the htcondor backend needs --chroot (the trixie chroot holding HTCondor)")

@@ -44,15 +44,19 @@ def read_env(path: Path) -> dict[str, str]:
 class Testbed:
     __test__ = False  # a fixture value, not a test class
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], local: bool = False):
+        """`local`: the load test's node vk-local (fast local mode) and its namespace,
+        which run beside the Slurm node's tests without touching them."""
         self.env = env
-        self.namespace = env["TESTBED_NAMESPACE"]
+        self.local = local
+        self.namespace = env[
+            "TESTBED_LOCAL_NAMESPACE" if local else "TESTBED_NAMESPACE"
+        ]
         self.executor_kubeconfig = env["TESTBED_EXECUTOR_KUBECONFIG"]
         self.admin_kubeconfig = env["TESTBED_ADMIN_KUBECONFIG"]
-        self.node = env["TESTBED_NODE"]
+        self.node = env["TESTBED_LOCAL_NODE" if local else "TESTBED_NODE"]
         self.logs = Path(env.get("TESTBED_LOGS", STATE / "logs"))
         self.admin = KubeClient(load_access(kubeconfig=Path(self.admin_kubeconfig)))
-        self.procs: list[subprocess.Popen] = []
         self.procs: list[subprocess.Popen] = []
 
     def pods(self, selector: str = MANAGED) -> list[dict]:
@@ -97,6 +101,16 @@ class Testbed:
             self.namespace,
             "--interlink-status-interval",
             "0.5",
+            *(
+                [
+                    "--interlink-node",
+                    self.node,
+                    "--interlink-tolerations",
+                    self.env["TESTBED_LOCAL_TOLERATION"],
+                ]
+                if self.local
+                else []
+            ),
         ]
 
     def command(self, *args: str) -> list[str]:
@@ -157,7 +171,8 @@ class Testbed:
         for secret in self.secrets():
             self.admin.delete_secret(self.namespace, secret["metadata"]["name"])
         wait_until(lambda: not self.pods(), timeout=60)
-        subprocess.run(["scancel", "--user", "root"], check=False)
+        if not self.local:  # vk-local's jobs are local processes, ended with their pods
+            subprocess.run(["scancel", "--user", "root"], check=False)
 
 
 def wait_until(predicate, timeout: float = 60, interval: float = 0.25) -> bool:
@@ -169,22 +184,40 @@ def wait_until(predicate, timeout: float = 60, interval: float = 0.25) -> bool:
     return False
 
 
-@pytest.fixture(scope="session")
-def testbed() -> Iterator[Testbed]:
+def running_testbed(local: bool = False) -> Iterator[Testbed]:
     env_file = STATE / "env"
     if not env_file.exists():
         pytest.fail(
             f"the testbed is not running ({env_file} missing): run testbed/up.sh"
         )
-    bed = Testbed(read_env(env_file))
+    env = read_env(env_file)
+    if local and "TESTBED_LOCAL_NODE" not in env:
+        pytest.fail(
+            "the testbed runs without vk-local: run testbed/up.sh without TESTBED_LOCAL_NODE=0"
+        )
+    bed = Testbed(env, local)
     bed.cleanup()
     yield bed
     bed.admin.close()
 
 
+@pytest.fixture(scope="session")
+def testbed() -> Iterator[Testbed]:
+    yield from running_testbed()
+
+
+@pytest.fixture(scope="session")
+def local_testbed() -> Iterator[Testbed]:
+    """vk-local and its namespace: tests marked `load` use this one only, so that they can
+    run in a pytest process of their own beside the others (scripts/test.sh)."""
+    yield from running_testbed(local=True)
+
+
 @pytest.fixture(autouse=True)
-def nothing_left_behind(request, testbed: Testbed):
+def nothing_left_behind(request):
     """Every end-to-end test must leave no pod, Secret or Slurm job of its runs."""
+    local = request.node.get_closest_marker("load") is not None
+    testbed = request.getfixturevalue("local_testbed" if local else "testbed")
     yield
     if request.node.get_closest_marker("keeps_pods"):
         testbed.cleanup()
@@ -194,7 +227,7 @@ def nothing_left_behind(request, testbed: Testbed):
     )
     pods = [p["metadata"]["name"] for p in testbed.pods()]
     secrets = [s["metadata"]["name"] for s in testbed.secrets()]
-    slurm = testbed.slurm_jobs()
+    slurm = [] if local else testbed.slurm_jobs()
     testbed.cleanup()
     assert settled and not pods and not secrets, f"left behind: {pods} {secrets}"
     assert not slurm, f"Slurm jobs left behind: {slurm}"

@@ -1,18 +1,20 @@
-"""Load: thousands of jobs through the testbed with the virtual node in its fast local mode (the
-pods' commands run as processes instead of Slurm jobs). Every job accounted for, bounded
-memory, nothing left behind."""
+"""Load: thousands of jobs through the testbed's vk-local node, in the fast local mode (the
+pods' commands run as local processes instead of Slurm jobs, four at a time, the others
+pending). Every job accounted for, bounded memory, nothing left behind. The node and the
+namespace are the load test's own, so scripts/test.sh runs it beside the other tests."""
 
 from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, Testbed
+from .conftest import Testbed
+
+pytestmark = pytest.mark.load
 
 # every job runs its own Snakemake process (about 1 CPU-second): 2000 jobs take about
 # 20 minutes on 2 cores; INTERLINK_LOAD_JOBS=N runs another size
@@ -29,24 +31,7 @@ OWN_RUSAGE = (
 )
 
 
-@pytest.fixture
-def local_mode_node():
-    up = str(REPO / "testbed" / "up.sh")
-    subprocess.run(
-        [up],
-        check=True,
-        env={
-            **os.environ,
-            "TESTBED_VNODE_MODE": "local",
-            "TESTBED_VNODE_ARGS": "--pods 500",
-            "TESTBED_VNODE_STATUS": "fast",  # the executor alone, not interLink's status delays
-        },
-    )
-    yield
-    subprocess.run([up], check=True, env={**os.environ, "TESTBED_VNODE_MODE": "slurm"})
-
-
-def test_two_thousand_jobs(testbed: Testbed, workdir: Path, local_mode_node, figures):
+def test_two_thousand_jobs(local_testbed: Testbed, workdir: Path, figures):
     (workdir / "Snakefile").write_text(f"""
 rule all:
     input: "summary.txt"
@@ -60,7 +45,7 @@ rule summary:
     resources: mem_mb=10
     shell: "cat {{input}} | wc -l > {{output}}"
 """)
-    done = testbed.snakemake(
+    done = local_testbed.snakemake(
         workdir,
         "--jobs",
         "500",
@@ -68,9 +53,9 @@ rule summary:
         "cpu=1m,memory=1Mi",
         "--interlink-max-concurrent-submissions",
         "4",
-        # the stand-in virtual node, on the same 2 cores as 500 running job processes,
-        # can fall minutes behind its watch before it submits a pod: what is measured
-        # here is the executor's accounting, not the stand-in's speed
+        # the stand-in node shares 2 cores with the load's jobs and the other tests and
+        # can fall minutes behind its watch: what is measured here is the executor's
+        # accounting, not the stand-in's speed
         "--interlink-unschedulable-timeout",
         "0",
         timeout=3000,
