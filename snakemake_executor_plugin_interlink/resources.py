@@ -122,8 +122,9 @@ class RuleResources(BaseModel):
     """The resources of a rule that this executor reads (others are ignored)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
-    threads: PositiveCount = 1
-    cpus_per_task: PositiveCount | None = None
+    # 0 is a rule that uses no core (Snakemake accepts it); its job still needs one
+    threads: Count = 1
+    cpus_per_task: Count | None = None
     mem_mb: PositiveAmount | None = None
     mem_mb_per_cpu: PositiveAmount | None = None
     runtime: Minutes | None = None
@@ -135,6 +136,7 @@ class RuleResources(BaseModel):
     gpu: Count | None = None
     gpu_model: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] | None = None
     tasks: PositiveCount | None = None
+    tasks_per_gpu: PositiveCount | None = None
     nodes: PositiveCount | None = None
     slurm_extra: str | None = None
     interlink_annotations: str | None = None
@@ -193,7 +195,7 @@ def pod_resources(
     """The limits, requests and annotations of one job's pod."""
     res = read_rule_resources(rule, threads, resources)
     flavour = res.interlink_flavour or settings.flavour
-    cpus = res.cpus_per_task or res.threads
+    cpus = job_cpus(res)
     if res.mem_mb_per_cpu is not None:
         mem_mib = math.ceil(res.mem_mb_per_cpu * cpus)
     elif res.mem_mb is not None:
@@ -248,6 +250,12 @@ def pod_resources(
     )
 
 
+def job_cpus(res: RuleResources) -> int:
+    """cpus_per_task, else threads, and never 0: the Slurm plugin's jobstep does the
+    same (get_cpu_setting: max(1, ...)), so `threads: 0` runs on one CPU."""
+    return max(1, res.cpus_per_task if res.cpus_per_task is not None else res.threads)
+
+
 def _gpu_count(rule: str, res: RuleResources) -> int:
     if res.gres is not None:
         match = _GPU_GRES.match(res.gres)
@@ -259,10 +267,7 @@ def _gpu_count(rule: str, res: RuleResources) -> int:
             )
         return res.gpu or gres_gpus
     if res.gpu_model is not None and not res.gpu:
-        raise WorkflowError(
-            f"Rule {rule}: gpu_model={res.gpu_model!r} needs a GPU count: "
-            "add gpu=<N> to the rule's resources."
-        )
+        return 1  # as the Slurm plugin (set_gres_string): a model alone means one GPU
     return res.gpu or 0
 
 
@@ -311,15 +316,21 @@ def _slurm_flags(res: RuleResources) -> str:
     ):
         if value is not None:
             flags.append(f"{option}={shlex.quote(value)}")
-    if res.tasks is not None:
+    gpus = res.gpu or (1 if res.gpu_model is not None else 0)
+    gpu_job = bool(gpus) or (res.gres is not None and "gpu" in res.gres)
+    # as the Slurm plugin (get_submit_command): in a GPU job, tasks are per GPU
+    per_gpu = res.tasks_per_gpu if res.tasks_per_gpu is not None else res.tasks
+    if gpu_job and per_gpu is not None:
+        flags.append(f"--ntasks-per-gpu={per_gpu}")
+    elif res.tasks is not None:
         flags.append(f"--ntasks={res.tasks}")
     if res.nodes is not None:
         flags.append(f"--nodes={res.nodes}")
     if res.gres is not None:
         flags.append(f"--gres={res.gres}")
-    elif res.gpu:
+    elif gpus:
         model = f":{res.gpu_model}" if res.gpu_model else ""
-        flags.append(f"--gres=gpu{model}:{res.gpu}")
+        flags.append(f"--gres=gpu{model}:{gpus}")
     if res.slurm_extra:
         flags.append(res.slurm_extra.strip())
     return " ".join(flags)
@@ -386,6 +397,7 @@ def _htcondor_warnings(rule: str, res: RuleResources) -> list[str]:
             "gres",
             "slurm_extra",
             "tasks",
+            "tasks_per_gpu",
             "nodes",
         )
         if getattr(res, name) is not None
@@ -401,7 +413,7 @@ def _htcondor_warnings(rule: str, res: RuleResources) -> list[str]:
             f"{HTCONDOR_MAX_WALLTIME_MINUTES} min wall time that interLink's HTCondor "
             "plugin sets for every job."
         )
-    if res.gpu:
+    if res.gpu or res.gpu_model is not None:
         warnings.append(
             f"Rule {rule}: interLink's HTCondor plugin does not request GPUs; "
             "gpu reaches the site only as a pod limit (--interlink-gpu-resource)."

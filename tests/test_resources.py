@@ -39,6 +39,9 @@ def flags(resources, **settings):
         (1, {"gpu": 2}, {"cpu": "1", "memory": "1024Mi"}),
         (1, {"gres": "gpu:a100:3"}, {"cpu": "1", "memory": "1024Mi"}),
         (1, {"gres": "fpga:1"}, {"cpu": "1", "memory": "1024Mi"}),
+        # a rule that uses no core still runs on one, as with the Slurm plugin
+        (0, {}, {"cpu": "1", "memory": "1024Mi"}),
+        (4, {"cpus_per_task": 0}, {"cpu": "1", "memory": "1024Mi"}),
     ],
 )
 def test_limits_are_always_set(threads, resources, limits):
@@ -99,6 +102,10 @@ def test_htcondor_warns_about_slurm_only_resources_and_walltime():
         ({"gres": "gpu:a100:2"}, "--gres=gpu:a100:2"),
         ({"gpu": 2}, "--gres=gpu:2"),
         ({"gpu": 1, "gpu_model": "h100"}, "--gres=gpu:h100:1"),
+        # the Slurm plugin: a model alone is one GPU; tasks of a GPU job are per GPU
+        ({"gpu_model": "h100"}, "--gres=gpu:h100:1"),
+        ({"gpu": 2, "tasks": 2}, "--ntasks-per-gpu=2 --gres=gpu:2"),
+        ({"gres": "gpu:1", "tasks_per_gpu": 3}, "--ntasks-per-gpu=3 --gres=gpu:1"),
         ({"slurm_extra": "--exclusive --mail-type=END"}, "--exclusive --mail-type=END"),
         (
             {"runtime": 10, "slurm_partition": "p", "slurm_extra": "--exclusive"},
@@ -165,7 +172,7 @@ def test_per_rule_image_node_and_flavour():
         ({"slurm_partition": "a b"}, 1, ["slurm_partition='a b'"]),
         ({"tasks": 0}, 1, ["tasks=0"]),
         ({"interlink_flavour": "pbs"}, 1, ["interlink_flavour='pbs'"]),
-        ({}, 0, ["threads=0"]),
+        ({}, -1, ["threads=-1"]),
     ],
 )
 def test_invalid_resources_name_rule_and_resource(resources, threads, words):
@@ -178,7 +185,6 @@ def test_invalid_resources_name_rule_and_resource(resources, threads, words):
 @pytest.mark.parametrize(
     ("resources", "words"),
     [
-        ({"gpu_model": "a100"}, ["gpu_model", "gpu=<N>"]),
         ({"gpu": 1, "gres": "gpu:2"}, ["contradicts"]),
         ({"slurm_extra": "--mem=4G"}, ["--mem", "mem_mb"]),
         ({"slurm_extra": "-c 4"}, ["-c", "cpus_per_task"]),
@@ -201,6 +207,7 @@ def test_refusals_say_what_to_do(resources, words):
     [
         ({"gpu": 2}, "2", "--gres=gpu:2"),
         ({"gpu": 1, "gpu_model": "a100"}, "1", "--gres=gpu:a100:1"),
+        ({"gpu_model": "a100"}, "1", "--gres=gpu:a100:1"),
         ({"gres": "gpu:a100:3"}, "3", "--gres=gpu:a100:3"),
     ],
 )

@@ -51,15 +51,19 @@ def run_example(testbed: Testbed, tmp_path: Path, example: str) -> Path:
     return workdir
 
 
-def slurm_allocations(workdir: Path) -> dict[str, list[tuple[str, str, str]]]:
-    """Per rule, what Slurm gave each job (AllocCPUS, ReqMem, Timelimit), found through
-    the run report's remote job ids."""
+def slurm_allocations(
+    workdir: Path, rules: tuple[str, ...] = ()
+) -> dict[str, list[tuple[str, str, str]]]:
+    """Per rule (all, or those named), what Slurm gave each job (AllocCPUS, ReqMem,
+    Timelimit), found through the run report's remote job ids."""
     import csv
     import subprocess
 
     (report,) = (workdir / ".snakemake" / "interlink_reports").glob("*/jobs.tsv")
     found: dict[str, list[tuple[str, str, str]]] = {}
     for row in csv.DictReader(report.open(), delimiter="\t"):
+        if rules and row["rule"] not in rules:
+            continue
         assert row["remote_job_id"], row
         out = subprocess.run(
             [
@@ -203,3 +207,45 @@ def test_profile_resources_reach_slurm(testbed: Testbed, tmp_path: Path):
         "heavy": [("2", "1G", "00:10:00")],
         "light": [("1", "256M", "00:05:00")],
     }
+
+
+def test_threads_zero_runs_on_one_cpu_and_a_gpu_model_alone_asks_slurm_for_one_gpu(
+    testbed: Testbed, workdir: Path
+):
+    """Rules the Slurm plugin accepts: `threads: 0` (a rule that uses no core) and
+    `gpu_model` without `gpu` (one GPU of that model). The testbed's Slurm has no GPUs,
+    so the GPU job fails at sbatch with Slurm's own words: the flag reached Slurm."""
+    write(
+        workdir,
+        """
+rule all:
+    input: "nocore.txt", "gpu.txt"
+rule nocore:
+    output: "nocore.txt"
+    threads: 0
+    shell: "echo none > {output}"
+rule gpu:
+    output: "gpu.txt"
+    resources: gpu_model="tesla"
+    shell: "touch {output}"
+""",
+    )
+    proc = testbed.start_snakemake(workdir, "--keep-going")
+    flags: dict[str, str] = {}
+
+    def snapshot() -> bool:
+        for pod in testbed.pods():
+            meta = pod["metadata"]
+            rule = meta["annotations"].get("interlink.snakemake.io/rule", "")
+            flags[rule] = meta["annotations"].get("slurm-job.vk.io/flags", "")
+        return proc.poll() is not None
+
+    assert wait_until(snapshot, timeout=300)
+    out, _ = proc.communicate()
+    print(out[-5000:])
+    assert proc.returncode != 0, "the GPU job cannot run on a Slurm without GPUs"
+    assert "--gres=gpu:tesla:1" in flags["gpu"].split()
+    assert "generic resource" in out.lower() or "gres" in out.lower()
+    assert (workdir / "nocore.txt").read_text() == "none\n"
+    ((cpus, _, _),) = slurm_allocations(workdir, ("nocore",))["nocore"]
+    assert cpus == "1"
