@@ -26,7 +26,7 @@ def test_example_manifest_uses_every_resource_kind():
     assert container["resources"]["limits"] == {"cpu": "8", "memory": "16000Mi"}
     assert manifest["metadata"]["annotations"]["slurm-job.vk.io/flags"] == (
         "--time=120 --partition=gpu --account=bio --qos=normal --constraint=a100 "
-        "--ntasks=1 --gres=gpu:a100:1 --exclusive"
+        "--ntasks-per-gpu=1 --gres=gpu:a100:1 --exclusive"
     )
 
 
@@ -47,7 +47,6 @@ FAILURE_PHRASES = [
     "does not exist",
     "invalid resources",
     "must not contain",
-    "needs a GPU count",
     "more than a Kubernetes Secret holds",
     "could not be fetched",
     "were not re-attached",
