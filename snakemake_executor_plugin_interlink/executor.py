@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import re
 import threading
@@ -72,7 +73,26 @@ class Executor(RemoteExecutor):
         # the base class starts its status thread before __post_init__ has run
         self._ready = threading.Event()
         self._cancelling = False
-        super().__init__(workflow, logger)
+        # what shutdown stops, closes and joins, in reverse order of creation; a
+        # start-up that fails releases what it had started
+        self._started = contextlib.ExitStack()
+        try:
+            super().__init__(workflow, logger)
+        except BaseException:
+            self._started.close()
+            self._stop_status_thread()
+            raise
+
+    def _stop_status_thread(self) -> None:
+        """The base class's status thread, which no shutdown stops when start-up
+        failed: nobody holds this executor then."""
+        thread = getattr(self, "wait_thread", None)
+        if thread is None:
+            return
+        with self.lock:
+            self.wait = False
+        if thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout=10)
 
     def __post_init__(self) -> None:
         self.settings: CheckedSettings = self.workflow.executor_settings.checked
@@ -85,6 +105,7 @@ class Executor(RemoteExecutor):
         self.kube = KubeClient(
             access, max_connections=self.settings.max_concurrent_submissions + 2
         )
+        self._started.callback(self.kube.close)
         self.namespace = access.namespace
         env = self.envvars()
         shared_fs = (
@@ -112,6 +133,8 @@ class Executor(RemoteExecutor):
             max_workers=self.settings.max_concurrent_submissions,
             thread_name_prefix="interlink",
         )
+        # the client is closed after this: requests still in the pool then fail fast
+        self._started.callback(self._pool.shutdown, wait=True, cancel_futures=True)
         self._check_access(bool(env))
         self._secret_created = False
         self._create_secret(env)
@@ -122,6 +145,7 @@ class Executor(RemoteExecutor):
             self.settings.relist_interval,
         )
         self.tracker.start()
+        self._started.callback(self.tracker.stop)
         self.next_seconds_between_status_checks = self.settings.status_interval
         self.probe = self._log_probe() if self.markers is None else None
         self.board = StatusBoard(
@@ -171,6 +195,7 @@ class Executor(RemoteExecutor):
             self.settings.insecure_log_backend,
         )
         probe.start()
+        self._started.callback(probe.stop)
         return probe
 
     # -- what jobs run as --------------------------------------------------------
@@ -607,5 +632,4 @@ class Executor(RemoteExecutor):
             f"interlink: {stats.requests} API requests ({stats.retries} retried), "
             f"{stats.bytes_received / 1e6:.1f} MB received"
         )
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self.kube.close()
+        self._started.close()

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import random
+import socket
 import ssl
 import threading
 import time
@@ -290,6 +291,9 @@ class KubeClient:
         self._log_retrying = self._policy(
             is_transient_for_logs, min(retry_seconds, LOG_RETRY_SECONDS)
         )
+        self._streams: set[httpx.Response] = set()
+        self._streams_lock = threading.Lock()
+        self._watches_closed = False
         self._http = httpx.Client(
             base_url=access.server,
             verify=access.verify,
@@ -316,7 +320,23 @@ class KubeClient:
         )
 
     def close(self) -> None:
+        self.close_watches()
         self._http.close()
+
+    def close_watches(self) -> None:
+        """End the open watches and refuse new ones, so that a thread blocked reading
+        one returns now rather than when the server ends the watch (minutes later).
+        Closing the response from here would not wake a blocked read; shutting its
+        socket down does."""
+        with self._streams_lock:
+            self._watches_closed = True
+            streams = list(self._streams)
+        for response in streams:
+            network = response.extensions.get("network_stream")
+            sock = network.get_extra_info("socket") if network is not None else None
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     # -- the one request path: retries, errors, counters ---------------------------
 
@@ -463,18 +483,26 @@ class KubeClient:
             ) as response:
                 if response.status_code >= 400:
                     raise error_from_status(response.status_code, response.read())
-                for line in response.iter_lines():
-                    if not line:
-                        continue
-                    self.stats.count(received=len(line))
-                    event = json.loads(line)
-                    kind, obj = event.get("type"), event.get("object") or {}
-                    if kind == "ERROR":
-                        raise error_from_status(
-                            int(obj.get("code") or 500), json.dumps(obj)
-                        )
-                    yield kind, obj
-        except httpx.TransportError as e:
+                with self._streams_lock:
+                    if self._watches_closed:
+                        raise TransientError("watches are closed: the executor stops")
+                    self._streams.add(response)
+                try:
+                    for line in response.iter_lines():
+                        if not line:
+                            continue
+                        self.stats.count(received=len(line))
+                        event = json.loads(line)
+                        kind, obj = event.get("type"), event.get("object") or {}
+                        if kind == "ERROR":
+                            raise error_from_status(
+                                int(obj.get("code") or 500), json.dumps(obj)
+                            )
+                        yield kind, obj
+                finally:
+                    with self._streams_lock:
+                        self._streams.discard(response)
+        except (httpx.TransportError, httpx.StreamClosed) as e:
             raise TransientError(f"watch interrupted: {e!r}") from None
 
     def delete_pod(

@@ -92,8 +92,13 @@ class PodTracker:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop and join the informer thread: nothing the executor starts outlives
+        it."""
         self._stop.set()
         self.changed.set()
+        self._kube.close_watches()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
 
     # -- what status rounds read -------------------------------------------------
 
@@ -150,10 +155,14 @@ class PodTracker:
             except Gone:
                 logger.debug("pod watch expired (410); listing again")
             except KubeError as e:
+                if self._stop.is_set():  # stop() closed the watch
+                    return
                 self._failed(e)
                 if self._stop.wait(next(delays)):
                     return
             except Exception as e:  # never let the tracker die silently
+                if self._stop.is_set():
+                    return
                 logger.warning("interlink: pod tracker error: %r", e)
                 self._failed(KubeError(repr(e)))
                 if self._stop.wait(next(delays)):

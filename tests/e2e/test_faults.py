@@ -356,3 +356,54 @@ def test_sigterm_finishes_running_jobs_then_cleans_up(testbed: Testbed, workdir:
     assert "Will exit after finishing currently running jobs" in out
     assert len(list((workdir / "out").glob("*.txt"))) == 2
     assert not testbed.pods() and not testbed.secrets()
+
+
+# Runs Snakemake's CLI twice in one process (a notebook, a test harness), then names the
+# threads still alive. The interface package's module-level pool (ThreadPoolExecutor-0)
+# lives as long as the process by design; anything else was started by a run.
+TWO_RUNS_IN_ONE_PROCESS = """
+import sys, threading
+from snakemake.cli import main
+for _ in range(2):
+    try:
+        main(sys.argv[1:])
+    except SystemExit as e:
+        print("EXIT", e.code, file=sys.stderr)
+left = [t.name for t in threading.enumerate()
+        if t is not threading.main_thread() and not t.name.startswith("ThreadPoolExecutor-0_")]
+print("LEFT", left, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    ("snakefile", "args"),
+    [
+        # refused when the job is submitted: the run had started its threads
+        (
+            'rule bad:\n    output: "b"\n    resources: mem_mb=-5\n    shell: "touch {output}"\n',
+            (),
+        ),
+        # refused during start-up: the base class's status thread already ran
+        (
+            'rule ok:\n    output: "o"\n    shell: "touch {output}"\n',
+            ("--interlink-namespace", "no-such-namespace"),
+        ),
+    ],
+    ids=["bad-resources", "failed-start-up"],
+)
+def test_no_thread_outlives_a_failed_run_in_the_same_process(
+    testbed: Testbed, workdir: Path, snakefile: str, args: tuple[str, ...]
+):
+    (workdir / "Snakefile").write_text(snakefile)
+    command = testbed.command(*args)
+    done = subprocess.run(
+        [command[0], "-c", TWO_RUNS_IN_ONE_PROCESS, *command[3:]],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    print(done.stderr[-5000:])
+    assert done.stderr.count("EXIT 1") == 2, "both runs fail"
+    assert "LEFT []" in done.stderr
+    assert "cannot schedule new futures" not in done.stderr
