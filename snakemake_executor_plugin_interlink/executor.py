@@ -7,6 +7,7 @@ import base64
 import contextlib
 import os
 import re
+import signal
 import threading
 import time
 import uuid
@@ -53,6 +54,7 @@ from .tracker import PodTracker
 
 SECRET_LIMIT_BYTES = 1024 * 1024 - 4096  # a Secret holds 1 MiB, minus metadata
 CANCEL_WAIT_SECONDS = 30.0
+TERMINATED_CLEANUP_SECONDS = 5.0  # per request, after SIGTERM
 _ENV_NAME = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 # what the executor needs; docs/setup.md grants exactly this
@@ -73,6 +75,8 @@ class Executor(RemoteExecutor):
         # the base class starts its status thread before __post_init__ has run
         self._ready = threading.Event()
         self._cancelling = False
+        self._terminated_at: float | None = None  # when SIGTERM came
+        self._sigterm_handler: Any = None  # Snakemake's, while ours wraps it
         # what shutdown stops, closes and joins, in reverse order of creation; a
         # start-up that fails releases what it had started
         self._started = contextlib.ExitStack()
@@ -333,6 +337,7 @@ class Executor(RemoteExecutor):
     def run_jobs(self, jobs: list[JobExecutorInterface]) -> None:
         """Validate the whole ready set first (bad resources fail before any pod of
         it exists), then create the pods concurrently, bounded by the setting."""
+        self._bound_sigterm()
         manifests = []
         resumed = []
         for job in jobs:
@@ -406,6 +411,57 @@ class Executor(RemoteExecutor):
             self._adopted.add(pod["metadata"]["name"])
         return pod
 
+    # -- SIGTERM -----------------------------------------------------------------
+
+    def _bound_sigterm(self) -> None:
+        """Snakemake's SIGTERM handler (set once its scheduler exists, hence here, in
+        the first submission) waits for running jobs however long they run. Ours
+        notes the time and calls it; status rounds end the wait after the grace."""
+        if (
+            self._sigterm_handler is not None
+            or threading.current_thread() is not threading.main_thread()
+        ):
+            return
+        snakemakes = signal.getsignal(signal.SIGTERM)
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            if self._terminated_at is None:
+                self._terminated_at = time.monotonic()
+            if callable(snakemakes):
+                snakemakes(signum, frame)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        self._sigterm_handler = snakemakes
+
+    def _restore_sigterm(self) -> None:
+        if self._sigterm_handler is None:
+            return
+        with contextlib.suppress(ValueError):  # not the main thread
+            signal.signal(signal.SIGTERM, self._sigterm_handler)
+        self._sigterm_handler = None
+
+    def _grace_over(self) -> bool:
+        return (
+            self._terminated_at is not None
+            and time.monotonic() - self._terminated_at
+            >= self.settings.termination_grace
+        )
+
+    def _leave_running(self, info: SubmittedJobInfo) -> None:
+        """After SIGTERM's grace: the job is not waited for; its pod keeps running
+        and is neither deleted nor counted as an orphan by this run."""
+        name = info.external_jobid
+        self._kept.add(name)
+        self.report_job_error(
+            info,
+            msg=(
+                f"interlink: Snakemake was terminated (SIGTERM) and the job did not "
+                f"end within --interlink-termination-grace "
+                f"({self.settings.termination_grace} s). Its pod {name} keeps "
+                "running; the next run in this directory re-attaches to it."
+            ),
+        )
+
     # -- status -------------------------------------------------------------------
 
     async def check_active_jobs(
@@ -417,6 +473,10 @@ class Executor(RemoteExecutor):
             # not started yet, or our own deletion of the run's pods under way
             for info in active_jobs:
                 yield info
+            return
+        if self._grace_over():  # whatever the API does: nothing here waits for it
+            for info in active_jobs:
+                self._leave_running(info)
             return
         active, finished = self.board.decide(
             active_jobs, lambda info: info.external_jobid, self.progress
@@ -605,9 +665,12 @@ class Executor(RemoteExecutor):
 
     def shutdown(self) -> None:
         super().shutdown()
+        self._restore_sigterm()
         if self._closed:
             return
         self._closed = True
+        if self._terminated_at is not None:
+            self.kube.limit_retries(TERMINATED_CLEANUP_SECONDS)
         self.tracker.stop()
         if self.probe:
             self.probe.stop()

@@ -338,6 +338,12 @@ class KubeClient:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
 
+    def limit_retries(self, seconds: float) -> None:
+        """From now on, give up on a request after this long: a run that was told to
+        end (SIGTERM) must not spend minutes retrying its cleanup."""
+        self._retrying = self._policy(is_transient, seconds)
+        self._log_retrying = self._policy(is_transient_for_logs, seconds)
+
     # -- the one request path: retries, errors, counters ---------------------------
 
     def request(

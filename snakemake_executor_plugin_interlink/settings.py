@@ -147,6 +147,14 @@ class ExecutorSettings(ExecutorSettingsBase):
         "about every N x 10 s with N running pods. 0: wait for the pod status.",
         2.0,
     )
+    termination_grace: int = _setting(
+        "Seconds that jobs still running when Snakemake gets SIGTERM (a JupyterHub "
+        "culling its server, a CI timeout) have to finish; then the run exits and "
+        "leaves their pods running, and the next run in this directory re-attaches "
+        "to them. Snakemake alone would wait for them however long they run, and for "
+        "ever if the API server cannot be reached.",
+        15,
+    )
     status_interval: float = _setting(
         "Longest wait in seconds between two status rounds; a round starts earlier as "
         "soon as a pod changes. Rounds read a watched local view: no request per job.",
@@ -266,6 +274,7 @@ class CheckedSettings(BaseModel):
     pod_network: bool = False
     node_outage_tolerance: NonNegativeInt = 86400
     log_probe_rate: Annotated[float, Field(ge=0, le=50)] = 2.0
+    termination_grace: NonNegativeInt = 15
     status_interval: PositiveSeconds = 1.0
     relist_interval: PositiveInt = 300
     unschedulable_timeout: NonNegativeInt = 600

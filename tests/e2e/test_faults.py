@@ -348,7 +348,15 @@ def test_sigterm_finishes_running_jobs_then_cleans_up(testbed: Testbed, workdir:
     import signal
 
     many_jobs(workdir, 4, 8)
-    proc = testbed.start_snakemake(workdir, "--jobs", "2", "--envvars", "HOME")
+    proc = testbed.start_snakemake(
+        workdir,
+        "--jobs",
+        "2",
+        "--envvars",
+        "HOME",
+        "--interlink-termination-grace",
+        "120",
+    )
     assert wait_until(lambda: testbed.submitted(2), timeout=90)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=300)
@@ -356,6 +364,34 @@ def test_sigterm_finishes_running_jobs_then_cleans_up(testbed: Testbed, workdir:
     assert "Will exit after finishing currently running jobs" in out
     assert len(list((workdir / "out").glob("*.txt"))) == 2
     assert not testbed.pods() and not testbed.secrets()
+
+
+def test_sigterm_during_an_api_outage_ends_after_the_grace_and_the_next_run_reattaches(
+    testbed: Testbed, workdir: Path
+):
+    """A JupyterHub culling its server sends SIGTERM, then SIGKILL 30 s later.
+    Snakemake alone would wait for the running jobs, for ever while the API server is
+    away. After the grace the run ends and leaves the pods, which the next run
+    re-attaches to instead of running the jobs again."""
+    import signal
+
+    many_jobs(workdir, 2, 60)
+    proc = testbed.start_snakemake(workdir, "--interlink-termination-grace", "5")
+    assert wait_until(lambda: testbed.submitted(2), timeout=90)
+    subprocess.run([CTL, "stop", "kube-apiserver"], check=True)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=90)  # bounded: a hang fails the test here
+    finally:
+        subprocess.run([CTL, "start"], check=True)
+    print(out[-3000:])
+    assert proc.returncode != 0
+    assert out.count("the next run in this directory re-attaches to it") == 2
+    assert len(testbed.pods()) == 2, "the pods were left running"
+    again = testbed.snakemake(workdir, timeout=300)
+    assert again.returncode == 0
+    assert "re-attached to pod" in again.stderr
+    assert ran_once(workdir, 2), "each job ran once"
 
 
 # Runs Snakemake's CLI twice in one process (a notebook, a test harness), then names the
