@@ -37,6 +37,7 @@ from .pod import (
     CONTAINER,
     MANAGED_BY,
     MANAGED_BY_LABEL,
+    NO_RETRIES_IN_JOB,
     OUTPUTS_ANNOTATION,
     RUN_LABEL,
     WORKDIR_LABEL,
@@ -206,6 +207,11 @@ class Executor(RemoteExecutor):
 
     def get_python_executable(self) -> str:
         return "python"  # the job image's, never the submitting machine's
+
+    def additional_general_args(self) -> str:
+        """Retries belong to the main Snakemake, which gives each attempt a new pod.
+        A string: format_job_exec joins it as one item (the base class says a list)."""
+        return NO_RETRIES_IN_JOB
 
     def _storage_plugin_packages(self) -> tuple[str, ...]:
         provider = self.workflow.storage_settings.default_storage_provider

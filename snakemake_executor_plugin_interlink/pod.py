@@ -55,6 +55,13 @@ def end_line_pattern(pod: str) -> re.Pattern[str]:
     )
 
 
+# The job's own Snakemake gets `--retries 0`, but a rule's `retries:` wins over it
+# (Rule.restart_times), so a failed attempt would be retried inside the same pod, sized
+# for attempt 1. A preemptible rule's retry count wins over both: marking every rule
+# preemptible (no names given) with 0 retries stops that, so each attempt is a new pod,
+# which the main Snakemake sizes with that attempt's resources.
+NO_RETRIES_IN_JOB = "--preemptible-rules --preemptible-retries 0"
+
 _LABEL_INVALID = re.compile(r"[^A-Za-z0-9_.-]+")
 
 

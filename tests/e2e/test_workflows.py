@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import csv
 import re
+import subprocess
 from pathlib import Path
 from typing import Optional
 
@@ -51,36 +53,45 @@ def run_example(testbed: Testbed, tmp_path: Path, example: str) -> Path:
     return workdir
 
 
+def report_rows(workdir: Path) -> list[dict[str, str]]:
+    """The run report's rows (jobs.tsv): one per pod, so one per attempt."""
+    (report,) = (workdir / ".snakemake" / "interlink_reports").glob("*/jobs.tsv")
+    with report.open() as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def slurm_allocation(remote_job_id: str) -> tuple[str, str, str]:
+    """What Slurm gave one job: (AllocCPUS, ReqMem, Timelimit)."""
+    out = subprocess.run(
+        [
+            "sacct",
+            "-n",
+            "-X",
+            "-P",
+            "-j",
+            remote_job_id,
+            "-o",
+            "AllocCPUS,ReqMem,Timelimit",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    cpus, mem, time_limit = out[0].split("|")
+    return cpus, mem, time_limit
+
+
 def slurm_allocations(
     workdir: Path, rules: tuple[str, ...] = ()
 ) -> dict[str, list[tuple[str, str, str]]]:
-    """Per rule (all, or those named), what Slurm gave each job (AllocCPUS, ReqMem,
-    Timelimit), found through the run report's remote job ids."""
-    import csv
-    import subprocess
-
-    (report,) = (workdir / ".snakemake" / "interlink_reports").glob("*/jobs.tsv")
+    """Per rule (all, or those named), what Slurm gave each job, found through the run
+    report's remote job ids."""
     found: dict[str, list[tuple[str, str, str]]] = {}
-    for row in csv.DictReader(report.open(), delimiter="\t"):
+    for row in report_rows(workdir):
         if rules and row["rule"] not in rules:
             continue
         assert row["remote_job_id"], row
-        out = subprocess.run(
-            [
-                "sacct",
-                "-n",
-                "-X",
-                "-P",
-                "-j",
-                row["remote_job_id"],
-                "-o",
-                "AllocCPUS,ReqMem,Timelimit",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-        found.setdefault(row["rule"], []).append(tuple(out[0].split("|")))
+        found.setdefault(row["rule"], []).append(slurm_allocation(row["remote_job_id"]))
     return found
 
 
@@ -123,6 +134,36 @@ rule fail:
     attempts = set(re.findall(r"pod (snakejob-\w+-\d+-(\d+))\) failed", out))
     assert {a for _, a in attempts} == {"1", "2"}, "--retries 1 resubmitted the job"
     assert list((workdir / ".snakemake/interlink_logs/fail").rglob("*.log"))
+
+
+def test_rule_retries_run_each_attempt_in_a_pod_sized_for_it(
+    testbed: Testbed, workdir: Path
+):
+    """A rule's `retries:` is the main Snakemake's: attempt 2 is a new pod whose batch
+    job has attempt 2's memory, not a retry inside attempt 1's pod."""
+    write(
+        workdir,
+        """
+rule flaky:
+    output: "flaky.txt"
+    retries: 2
+    resources: mem_mb=lambda wc, attempt: 400 * attempt
+    # attempt 1 fails; its sleep lets interLink's JobID reach the pod before its end
+    shell: "if [ {resources.mem_mb} -lt 800 ]; then sleep 3; exit 5; fi; echo {resources.mem_mb} > {output}"
+""",
+    )
+    done = testbed.snakemake(workdir)
+    assert done.returncode == 0
+    assert (workdir / "flaky.txt").read_text().split() == ["800"]
+    rows = sorted(report_rows(workdir), key=lambda row: int(row["attempt"]))
+    assert [(row["attempt"], row["state"]) for row in rows] == [
+        ("1", "failed"),
+        ("2", "succeeded"),
+    ], "each attempt ran in a pod of its own"
+    assert rows[0]["pod"] != rows[1]["pod"]
+    assert all(row["remote_job_id"] for row in rows), rows
+    memory = [slurm_allocation(row["remote_job_id"])[1] for row in rows]
+    assert memory == ["400M", "800M"], "attempt 2's batch job got attempt 2's memory"
 
 
 def test_runtime_exceeded_gets_the_time_limit_reason(testbed: Testbed, workdir: Path):
