@@ -48,6 +48,7 @@ FAILURE_PHRASES = [
     "invalid resources",
     "must not contain",
     "needs a GPU count",
+    "cannot be passed to the job",
     "more than a Kubernetes Secret holds",
     "could not be fetched",
     "were not re-attached",
