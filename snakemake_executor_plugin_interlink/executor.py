@@ -24,6 +24,7 @@ from snakemake_interface_executor_plugins.settings import SharedFSUsage
 
 from .board import StatusBoard
 from .completion import ExitMarkers, LogProbe
+from .jobargs import check_target_jobs, shell_words
 from .kube import (
     Forbidden,
     KubeClient,
@@ -221,12 +222,18 @@ class Executor(RemoteExecutor):
 
         return (StoragePluginRegistry().get_plugin_package_name(provider),)
 
+    def get_job_args(self, job: JobExecutorInterface) -> str:
+        """Snakemake's, with each value quoted so that the shell passes it unchanged
+        (jobargs.py): wildcards and file names with quotes, `$` or `\\` included."""
+        return shell_words(super().get_job_args(job))
+
     @staticmethod
     def _wildcards(job: JobExecutorInterface) -> dict[str, str]:
         wildcards = getattr(job, "wildcards_dict", None) or {}
         return {str(k): str(v) for k, v in wildcards.items()}
 
     def job_spec(self, job: JobExecutorInterface) -> JobSpec:
+        check_target_jobs(job.get_target_spec())
         return JobSpec(
             jobid=job.jobid,
             rule=job.name,

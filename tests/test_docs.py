@@ -47,6 +47,7 @@ FAILURE_PHRASES = [
     "does not exist",
     "invalid resources",
     "must not contain",
+    "cannot be passed to the job",
     "more than a Kubernetes Secret holds",
     "could not be fetched",
     "were not re-attached",

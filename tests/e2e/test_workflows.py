@@ -286,7 +286,75 @@ rule gpu:
     print(out[-5000:])
     assert proc.returncode != 0, "the GPU job cannot run on a Slurm without GPUs"
     assert "--gres=gpu:tesla:1" in flags["gpu"].split()
-    assert "generic resource" in out.lower() or "gres" in out.lower()
+    assert "invalid generic resource" in out.lower(), "Slurm's own refusal"
     assert (workdir / "nocore.txt").read_text() == "none\n"
     ((cpus, _, _),) = slurm_allocations(workdir, ("nocore",))["nocore"]
     assert cpus == "1"
+
+
+# both quote kinds, spaces, `$`, backquotes, a backslash, non-ASCII (issue 12)
+AWKWARD_WILDCARDS = ["a'b\"c $HOME", "naïve \\ `id` ü"]
+
+
+def test_wildcards_with_quotes_spaces_and_dollars_run(testbed: Testbed, workdir: Path):
+    """Snakemake writes --target-jobs with `repr`, which the job's shell could not read
+    for a'b"c ("Unterminated quoted string", exit 2): single and group jobs run."""
+    write(
+        workdir,
+        f"""
+VALUES = {AWKWARD_WILDCARDS!r}
+
+rule all:
+    input: expand(["single/{{w}}.txt", "group/{{w}}.txt"], w=VALUES)
+
+rule single:
+    output: "single/{{w}}.txt"
+    shell: "printf %s {{wildcards.w:q}} > {{output:q}}"
+
+rule first:
+    output: temp("mid/{{w}}.txt")
+    group: "pair"
+    shell: "printf %s {{wildcards.w:q}} > {{output:q}}"
+
+rule second:
+    input: "mid/{{w}}.txt"
+    output: "group/{{w}}.txt"
+    group: "pair"
+    shell: "cp {{input:q}} {{output:q}}"
+""",
+    )
+    done = testbed.snakemake(workdir)
+    assert done.returncode == 0
+    for value in AWKWARD_WILDCARDS:
+        for kind in ("single", "group"):
+            assert (workdir / kind / f"{value}.txt").read_text() == value
+        assert not (workdir / "mid" / f"{value}.txt").exists(), "temp file removed"
+
+
+def test_a_wildcard_value_snakemake_cannot_pass_is_refused_before_its_pod(
+    testbed: Testbed, workdir: Path
+):
+    """Snakemake's --target-jobs parser splits values at ',': the job would be
+    another one (or none), so no pod is created for it."""
+    write(
+        workdir,
+        """
+rule all:
+    input: "out/a,b.txt"
+
+rule make:
+    output: "out/{w}.txt"
+    shell: "touch {output:q}"
+""",
+    )
+    done = testbed.snakemake(workdir)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "Rule make: the value 'a,b' of wildcard w cannot be passed" in out
+    (run_id,) = re.findall(r"interlink: run ([0-9a-f-]{36}) ", out)
+    events = testbed.admin.request(
+        "GET", f"/api/v1/namespaces/{testbed.namespace}/events"
+    )["items"]
+    ours = f"snakejob-{run_id[:8]}-"
+    assert not [e for e in events if e["involvedObject"]["name"].startswith(ours)]
+    assert not (workdir / "out").exists()
