@@ -51,11 +51,18 @@ from .pod import (
 from .progress import Progress
 from .report import JobRow, jobs_tsv, timeline_html
 from .settings import CheckedSettings
-from .status import PodStatus, State, classify_pod, may_have_ended
+from .status import (
+    PodStatus,
+    State,
+    classify_pod,
+    may_have_ended,
+    submission_in_flight,
+)
 from .tracker import PodTracker
 
 SECRET_LIMIT_BYTES = 1024 * 1024 - 4096  # a Secret holds 1 MiB, minus metadata
 CANCEL_WAIT_SECONDS = 30.0
+SUBMISSION_WAIT_SECONDS = 20.0  # on cancel, for creates in flight at the site
 TERMINATED_CLEANUP_SECONDS = 5.0  # per request, after SIGTERM
 _ENV_NAME = re.compile(r"^[-._a-zA-Z0-9]+$")
 
@@ -591,6 +598,7 @@ class Executor(RemoteExecutor):
         # a wide submission may still be creating pods: stop it before deleting
         self._pool.shutdown(wait=True, cancel_futures=True)
         try:
+            self._wait_for_submissions()
             self.kube.delete_pods(self.namespace, self._runs_selector())
             self._wait_until_no_pods()
         except KubeError as e:
@@ -603,6 +611,26 @@ class Executor(RemoteExecutor):
         """This run and the killed runs it re-attached to."""
         runs = sorted({self.run.run_id, *self._adopted_runs} - {""})
         return f"{RUN_LABEL} in ({','.join(runs)})"
+
+    def _wait_for_submissions(self) -> None:
+        """Give the virtual node a bounded time to finish the batch jobs it is
+        creating: a pod deleted before its JobID exists leaves its job running."""
+        deadline = time.monotonic() + SUBMISSION_WAIT_SECONDS
+        while True:
+            pods, _ = self.kube.list_pods(self.namespace, self._runs_selector())
+            creating = sorted(
+                p["metadata"]["name"] for p in pods if submission_in_flight(p)
+            )
+            if not creating:
+                return
+            if time.monotonic() > deadline:
+                self.logger.warning(
+                    f"interlink: {len(creating)} pod(s) were still being submitted by "
+                    f"the virtual node ({', '.join(creating[:5])}); their batch jobs "
+                    "may run on at the site without a pod."
+                )
+                return
+            time.sleep(0.5)
 
     def _wait_until_no_pods(self) -> None:
         """The virtual node cancels the batch job, then removes the pod."""

@@ -196,6 +196,20 @@ def running_deadline(
     return started + timedelta(minutes=int(limit), seconds=LOST_JOB_GRACE_SECONDS)
 
 
+def submission_in_flight(pod: dict[str, Any]) -> bool:
+    """Bound to a virtual node that may be creating its batch job right now: deleted
+    now, the job would be submitted all the same and run orphaned, since the plugin's
+    delete needs the JobID that interLink writes once the create returns."""
+    meta, status = pod["metadata"], pod.get("status") or {}
+    return (
+        bool((pod.get("spec") or {}).get("nodeName"))
+        and not (meta.get("annotations") or {}).get(JOB_ID_ANNOTATION)
+        and not meta.get("deletionTimestamp")
+        and status.get("phase", "Pending") == "Pending"
+        and status.get("reason") != "ProviderFailed"
+    )
+
+
 def may_have_ended(pod: dict[str, Any] | None) -> bool:
     """Whether the pod's job reached the site and the pod does not yet tell how it
     ended: only then can a probe of its log find an end."""

@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_executor_plugin_interlink.status import State, classify_pod
+from snakemake_executor_plugin_interlink.status import (
+    State,
+    classify_pod,
+    submission_in_flight,
+)
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -388,3 +392,19 @@ def test_a_full_virtual_node_is_a_queue_not_a_failure():
     assert status.state == State.WAITING
     assert "waiting for room on the virtual node" in status.reason
     assert "Insufficient pods" in status.reason
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "in_flight"),
+    [
+        # bound, no JobID yet: the virtual node may be running sbatch right now
+        ({"annotations": {}}, True),
+        ({"annotations": {"JobID": "42"}}, False),
+        ({"node": None, "annotations": {}}, False),  # not bound: no node saw it
+        ({"annotations": {}, "deleting": True}, False),
+        ({"annotations": {}, "phase": "Failed"}, False),
+        ({"annotations": {}, "reason": "ProviderFailed"}, False),
+    ],
+)
+def test_a_pod_whose_submission_may_be_in_flight_is_not_deleted_yet(kwargs, in_flight):
+    assert submission_in_flight(pod(**kwargs)) is in_flight
