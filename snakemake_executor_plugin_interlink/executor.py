@@ -146,8 +146,7 @@ class Executor(RemoteExecutor):
             max_workers=self.settings.max_concurrent_submissions,
             thread_name_prefix="interlink",
         )
-        # the client is closed after this: requests still in the pool then fail fast
-        self._started.callback(self._pool.shutdown, wait=True, cancel_futures=True)
+        self._started.callback(self._close_pool)
         self._check_access(bool(env))
         self._secret_created = False
         self._create_secret(env)
@@ -178,6 +177,13 @@ class Executor(RemoteExecutor):
         self._closed = False
         self.progress = Progress(self.logger)
         self._ready.set()
+
+    def _close_pool(self) -> None:
+        """Join the submission threads without waiting out a request's retries: the
+        client is closed first, so what still runs in them fails at once."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.kube.close()
+        self._pool.shutdown(wait=True)
 
     def _exit_markers(self) -> ExitMarkers | None:
         """Where jobs report their end themselves; without it, pod status alone
