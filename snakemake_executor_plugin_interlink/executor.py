@@ -473,20 +473,24 @@ class Executor(RemoteExecutor):
             >= self.settings.termination_grace
         )
 
-    def _leave_running(self, info: SubmittedJobInfo) -> None:
-        """After SIGTERM's grace: the job is not waited for; its pod keeps running
-        and is neither deleted nor counted as an orphan by this run."""
-        name = info.external_jobid
-        self._kept.add(name)
-        self.report_job_error(
-            info,
-            msg=(
-                f"interlink: Snakemake was terminated (SIGTERM) and the job did not "
-                f"end within --interlink-termination-grace "
-                f"({self.settings.termination_grace} s). Its pod {name} keeps "
-                "running; the next run in this directory re-attaches to it."
-            ),
-        )
+    def _cancel_after_grace(self, active_jobs: list[SubmittedJobInfo]) -> None:
+        """After SIGTERM's grace: cancel what still runs, as Ctrl-C does, with a short
+        request budget so that an API outage cannot hold the exit. The pods cannot be
+        left for a later run: Snakemake's end-of-run cleanup removes the empty output
+        directories the running jobs would write into."""
+        self.kube.limit_retries(TERMINATED_CLEANUP_SECONDS)
+        self.cancel_jobs(active_jobs)
+        for info in active_jobs:
+            self.report_job_error(
+                info,
+                msg=(
+                    "interlink: Snakemake was terminated (SIGTERM) and the job did "
+                    "not end within --interlink-termination-grace "
+                    f"({self.settings.termination_grace} s): its pod "
+                    f"{info.external_jobid} was cancelled. Run the workflow again to "
+                    "run it."
+                ),
+            )
 
     # -- status -------------------------------------------------------------------
 
@@ -500,9 +504,8 @@ class Executor(RemoteExecutor):
             for info in active_jobs:
                 yield info
             return
-        if self._grace_over():  # whatever the API does: nothing here waits for it
-            for info in active_jobs:
-                self._leave_running(info)
+        if self._grace_over():  # whatever the API does: bounded
+            await asyncio.to_thread(self._cancel_after_grace, active_jobs)
             return
         active, finished = self.board.decide(
             active_jobs, lambda info: info.external_jobid, self.progress
@@ -728,8 +731,9 @@ class Executor(RemoteExecutor):
             or pod["metadata"]["name"] in self._adopted
         ]
         self._handle_orphans(set(ours) | self._kept)
-        for name in sorted((set(ours) | self._undeleted) - self._kept):
-            self._delete("pod", name)
+        if not self._cancelling:  # else cancel_jobs deleted them by label, or said how
+            for name in sorted((set(ours) | self._undeleted) - self._kept):
+                self._delete("pod", name)
         secrets = [secret_name(run) for run in self._adopted_runs if run]
         if self._secret_created:
             secrets.append(self.run.secret_name)

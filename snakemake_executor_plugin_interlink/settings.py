@@ -149,10 +149,9 @@ class ExecutorSettings(ExecutorSettingsBase):
     )
     termination_grace: int = _setting(
         "Seconds that jobs still running when Snakemake gets SIGTERM (a JupyterHub "
-        "culling its server, a CI timeout) have to finish; then the run exits and "
-        "leaves their pods running, and the next run in this directory re-attaches "
-        "to them. Snakemake alone would wait for them however long they run, and for "
-        "ever if the API server cannot be reached.",
+        "culling its server, a CI timeout) have to finish; then the run cancels them, "
+        "as Ctrl-C does, and exits. Snakemake alone would wait for them however long "
+        "they run, and for ever if the API server cannot be reached.",
         15,
     )
     status_interval: float = _setting(

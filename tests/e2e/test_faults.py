@@ -366,32 +366,51 @@ def test_sigterm_finishes_running_jobs_then_cleans_up(testbed: Testbed, workdir:
     assert not testbed.pods() and not testbed.secrets()
 
 
-def test_sigterm_during_an_api_outage_ends_after_the_grace_and_the_next_run_reattaches(
+@pytest.mark.keeps_pods  # the API server is away while the run ends: see below
+def test_sigterm_during_an_api_outage_ends_after_the_grace(
     testbed: Testbed, workdir: Path
 ):
     """A JupyterHub culling its server sends SIGTERM, then SIGKILL 30 s later.
     Snakemake alone would wait for the running jobs, for ever while the API server is
-    away. After the grace the run ends and leaves the pods, which the next run
-    re-attaches to instead of running the jobs again."""
+    away. After the grace the run cancels them and ends; what it could not delete it
+    names, with the command that removes it."""
     import signal
 
-    many_jobs(workdir, 2, 60)
+    many_jobs(workdir, 2, 120)
     proc = testbed.start_snakemake(workdir, "--interlink-termination-grace", "5")
     assert wait_until(lambda: testbed.submitted(2), timeout=90)
     subprocess.run([CTL, "stop", "kube-apiserver"], check=True)
     try:
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=90)  # bounded: a hang fails the test here
+        out, _ = proc.communicate(timeout=120)  # bounded: a hang fails the test here
     finally:
         subprocess.run([CTL, "start"], check=True)
     print(out[-3000:])
     assert proc.returncode != 0
-    assert out.count("the next run in this directory re-attaches to it") == 2
-    assert len(testbed.pods()) == 2, "the pods were left running"
-    again = testbed.snakemake(workdir, timeout=300)
-    assert again.returncode == 0
-    assert "re-attached to pod" in again.stderr
-    assert ran_once(workdir, 2), "each job ran once"
+    assert out.count("did not end within --interlink-termination-grace") == 2
+    assert "could not delete the run's pods" in out and "kubectl -n" in out
+    assert len(testbed.pods()) == 2, (
+        "the outage kept the pods: the fixture removes them"
+    )
+
+
+def test_sigterm_cancels_what_still_runs_after_the_grace(
+    testbed: Testbed, workdir: Path
+):
+    import signal
+
+    many_jobs(workdir, 2, 120)
+    proc = testbed.start_snakemake(workdir, "--interlink-termination-grace", "5")
+    assert wait_until(lambda: testbed.submitted(2), timeout=90)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    print(out[-3000:])
+    assert proc.returncode != 0
+    assert out.count("was cancelled. Run the workflow again") == 2
+    assert not testbed.pods() and not testbed.secrets()
+    assert wait_until(lambda: not testbed.slurm_jobs(), timeout=30), (
+        "batch jobs cancelled"
+    )
 
 
 # Runs Snakemake's CLI twice in one process (a notebook, a test harness), then names the
