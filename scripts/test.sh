@@ -30,8 +30,9 @@ TESTBED_E2E=1 "$PY" -m pytest -v -p no:cacheprovider tests/e2e -m load --duratio
   >"$load_log" 2>&1 &
 load_pid=$!
 status=0
-TESTBED_E2E=1 "$PY" -m pytest -v -p no:cacheprovider tests/e2e testbed/tests \
-  -m "(e2e or testbed) and not load" --durations=15 "$@" || status=$?
+# a test still running after 15 minutes has its threads' stacks dumped into the log
+TESTBED_E2E=1 "$PY" -m pytest -v -p no:cacheprovider -o faulthandler_timeout=900 \
+  tests/e2e testbed/tests -m "(e2e or testbed) and not load" --durations=15 "$@" || status=$?
 load_status=0
 wait "$load_pid" || load_status=$?
 echo "== load test (ran beside the tests above)"
