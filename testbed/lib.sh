@@ -27,8 +27,8 @@ HTCONDOR_TAINT=testbed.interlink/site=htcondor:NoSchedule
 HTCONDOR_USER=tester
 # vk-local: a third node in the fast local mode (pods run as local processes, status at once)
 # in its own namespace, for the load test, which runs beside the other end-to-end tests.
-# Its taint keeps every other pod off it; TESTBED_LOCAL_NODE=0 leaves it out.
-WANT_LOCAL_NODE=${TESTBED_LOCAL_NODE:-1}
+# Its taint keeps every other pod off it; TESTBED_LOCAL=0 leaves it out.
+WANT_LOCAL_NODE=${TESTBED_LOCAL:-1}
 LOCAL_NODE=vk-local
 LOCAL_KUBELET_PORT=10450
 LOCAL_TAINT=testbed.interlink/site=local:NoSchedule

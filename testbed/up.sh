@@ -9,7 +9,7 @@
 #   TESTBED_VNODE_POLL=5 TESTBED_VNODE_ARGS="--cfg-timeout 20" testbed/up.sh   # agent options
 #   TESTBED_HTCONDOR=0 TESTBED_S3=0 testbed/up.sh   # without HTCondor / S3 (on by default)
 #   TESTBED_HTCONDOR_VNODE_ARGS="--plugin-build head" testbed/up.sh   # vk-htcondor options
-#   TESTBED_LOCAL_NODE=0 testbed/up.sh   # without vk-local (the load test's node, local mode)
+#   TESTBED_LOCAL=0 testbed/up.sh        # without vk-local (the load test's node, local mode)
 #
 # State, logs and pid files live in ${INTERLINK_TESTBED_STATE:-/tmp/interlink-testbed};
 # `source $STATE/env` gives the kubeconfigs, namespace and node name to tests and scripts.

@@ -193,7 +193,7 @@ def running_testbed(local: bool = False) -> Iterator[Testbed]:
     env = read_env(env_file)
     if local and "TESTBED_LOCAL_NODE" not in env:
         pytest.fail(
-            "the testbed runs without vk-local: run testbed/up.sh without TESTBED_LOCAL_NODE=0"
+            "the testbed runs without vk-local: run testbed/up.sh without TESTBED_LOCAL=0"
         )
     bed = Testbed(env, local)
     bed.cleanup()
