@@ -7,9 +7,10 @@ heartbeat, and evicts pods whose toleration of the NoExecute ones runs out (ever
 agent, like the VK (node.go: ensureNode creates the Node, updateNodeStatus patches only the
 status), writes labels and taints once, when it starts, and the status afterwards. A
 read-modify-write of the taints on every refresh would race the controller: a stale list
-written back drops a NoExecute taint the controller just added, and the 1.20 controller,
-which keeps a tainted node in its queue's set, then never taints that node again
-(markNodeForTainting resets that entry only from 1.21 on).
+written back drops a NoExecute taint the controller just added. (The 1.20 controller can
+also stop tainting a node after it flapped, whoever wrote the taints: it keeps the node
+in its queue's set, which markNodeForTainting resets only from 1.21 on; the eviction
+test restarts the controller-manager first.)
 """
 
 from __future__ import annotations

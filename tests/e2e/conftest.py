@@ -175,6 +175,17 @@ class Testbed:
             subprocess.run(["scancel", "--user", "root"], check=False)
 
 
+def sacct(*args: str) -> list[str]:
+    """Slurm's accounting, one line per job (no header, no steps, `|`-separated
+    fields), for a selection (`-j ID`, `-S TIME`) and `-o FIELDS`."""
+    return subprocess.run(
+        ["sacct", "-n", "-X", "-P", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+
+
 def wait_until(predicate, timeout: float = 60, interval: float = 0.25) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import REPO, Testbed, wait_until
+from .conftest import REPO, Testbed, sacct, wait_until
 
 CTL = str(REPO / "testbed" / "ctl.sh")
 
@@ -41,13 +41,7 @@ def ran_once(workdir: Path, n: int) -> bool:
 
 
 def slurm_jobs_since(start: str) -> int:
-    out = subprocess.run(
-        ["sacct", "-n", "-X", "-S", start, "-o", "JobID"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return len(out.split())
+    return len(sacct("-S", start, "-o", "JobID"))
 
 
 def finished_pods(testbed: Testbed) -> int:

@@ -26,7 +26,15 @@ from snakemake.common.tests import TestWorkflowsMinioPlayStorageBase
 
 from snakemake_executor_plugin_interlink.settings import ExecutorSettings
 
-from .conftest import REPO, STATE, Testbed, copy_example, read_env, wait_until
+from .conftest import (
+    REPO,
+    STATE,
+    Testbed,
+    copy_example,
+    read_env,
+    sacct,
+    wait_until,
+)
 from .documented import run_readme, user_env
 
 ENV = read_env(STATE / "env") if (STATE / "env").exists() else {}
@@ -441,12 +449,7 @@ def test_two_sites_example_spreads_one_run_over_slurm_and_htcondor(
             assert row["pod"] in ad["Cmd"] and ad["RequestCpus"] == 1, ad
             sites.setdefault(row["rule"], set()).add("htcondor")
         else:
-            state = subprocess.run(
-                ["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.split()
+            state = sacct("-j", job, "-o", "State")
             assert state == ["COMPLETED"], (row, state)
             sites.setdefault(row["rule"], set()).add("slurm")
     assert sites == {"draw": {"slurm"}, "fold": {"htcondor"}, "report": {"slurm"}}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import re
-import subprocess
 import time
 from pathlib import Path
 from typing import Optional
@@ -20,6 +19,7 @@ from .conftest import (
     copy_example,
     interrupt,
     read_env,
+    sacct,
     wait_until,
 )
 from .documented import run_readme, user_env
@@ -63,21 +63,7 @@ def report_rows(workdir: Path) -> list[dict[str, str]]:
 
 def slurm_allocation(remote_job_id: str) -> tuple[str, str, str]:
     """What Slurm gave one job: (AllocCPUS, ReqMem, Timelimit)."""
-    out = subprocess.run(
-        [
-            "sacct",
-            "-n",
-            "-X",
-            "-P",
-            "-j",
-            remote_job_id,
-            "-o",
-            "AllocCPUS,ReqMem,Timelimit",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    out = sacct("-j", remote_job_id, "-o", "AllocCPUS,ReqMem,Timelimit")
     cpus, mem, time_limit = out[0].split("|")
     return cpus, mem, time_limit
 
@@ -165,12 +151,7 @@ rule flaky:
     assert rows[0]["pod"] != rows[1]["pod"]
     # the batch jobs of this test (the only Slurm jobs since it started), in order: a
     # report row may lack the job id when the job ended before interLink's JobID was seen
-    memory = subprocess.run(
-        ["sacct", "-n", "-X", "-P", "-S", start, "-o", "ReqMem"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    memory = sacct("-S", start, "-o", "ReqMem")
     assert memory == ["400M", "800M"], "attempt 2's batch job got attempt 2's memory"
 
 
