@@ -4,6 +4,8 @@ Reading the board sends no request: it reads the tracker's view and classifies a
 again only when its resourceVersion changed, or when one of its timeouts can have
 expired. The one exception is a pod missing from the view for
 longer than a grace period: a single GET confirms it is gone before its job fails.
+Whatever fails in a round (that GET, the watch) is the outcome of the jobs it concerns,
+never an exception out of the round.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from .completion import JobEnds
-from .kube import Forbidden, KubeClient, NotFound, Unauthorized
+from .kube import Forbidden, KubeClient, KubeError, NotFound, Unauthorized
 from .progress import Progress
 from .settings import CheckedSettings
 from .status import (
@@ -41,6 +43,9 @@ class StatusBoard:
         namespace: str,
         settings: CheckedSettings,
         ends: JobEnds | None = None,
+        *,
+        refusal_grace: float = PERMANENT_ERROR_GRACE,
+        outage_grace: float = TRANSIENT_ERROR_GRACE,
     ):
         self._tracker = tracker
         self._ends = ends
@@ -50,7 +55,9 @@ class StatusBoard:
         self._pending_timeout = settings.pending_timeout
         self._cache: dict[str, tuple[str, PodStatus, float]] = {}
         self._missing_since: dict[str, float] = {}
-        self._known_jobs = -1  # jobs in the last full round
+        self._refusal_grace = refusal_grace
+        self._outage_grace = outage_grace
+        self._known_jobs: frozenset[str] = frozenset()  # pods of the last full round
         self._seen_generation = -1
         self._next_recheck = 0.0  # monotonic time a waiting pod's timeout may expire
 
@@ -64,15 +71,21 @@ class StatusBoard:
         status, never dropped. Costs no lookup when nothing can have changed; a job
         that reported its exit status (completion.py) ends without waiting for its
         pod."""
+        names = frozenset(pod_of(job) for job in jobs)
         ended = self._ends.ended() if self._ends else {}
         if ended:  # a marker of a job not tracked here (another run's) changes nothing
-            names = {pod_of(job) for job in jobs}
             ended = {name: code for name, code in ended.items() if name in names}
-        if not ended and self._known_jobs == len(jobs) and self.unchanged():
-            return list(jobs), []
-        self._known_jobs = len(jobs)
-        now = datetime.now(UTC)
+        # a watch that fails for good changes no pod: it is looked at every round
         failure = self.watch_failure()
+        if (
+            not ended
+            and failure is None
+            and self._known_jobs == names
+            and self.unchanged()
+        ):
+            return list(jobs), []
+        self._known_jobs = names
+        now = datetime.now(UTC)
         active: list[J] = []
         finished: list[tuple[J, PodStatus]] = []
         for job in jobs:
@@ -156,7 +169,7 @@ class StatusBoard:
         if error is None or since is None:
             return None
         permanent = isinstance(error, Forbidden | Unauthorized | NotFound)
-        grace = PERMANENT_ERROR_GRACE if permanent else TRANSIENT_ERROR_GRACE
+        grace = self._refusal_grace if permanent else self._outage_grace
         if time.monotonic() - since < grace:
             return None
         return PodStatus(
@@ -180,7 +193,16 @@ class StatusBoard:
         since = self._missing_since.setdefault(name, time.monotonic())
         if time.monotonic() - since < MISSING_POD_GRACE:
             return None
-        if self._kube.get_pod(self._namespace, name) is not None:  # the view lags
+        try:
+            if self._kube.get_pod(self._namespace, name) is not None:  # view lags
+                return None
+        except (Forbidden, Unauthorized) as e:
+            return PodStatus(
+                State.FAILED,
+                f"pod {name} is missing from the watched view and looking it up was "
+                f"refused: {e}",
+            )
+        except KubeError:  # unreachable: the watch's own failure grace bounds this
             return None
         return PodStatus(
             State.FAILED, f"pod {name} no longer exists in namespace {self._namespace}"

@@ -26,6 +26,7 @@ from .board import StatusBoard
 from .completion import ExitMarkers, LogProbe
 from .jobargs import check_target_jobs, shell_words
 from .kube import (
+    CreateUncertain,
     Forbidden,
     KubeClient,
     KubeError,
@@ -33,7 +34,14 @@ from .kube import (
     Unauthorized,
     load_access,
 )
-from .logs import command_exit_status, log_path, store_log, tail, wildcards_text
+from .logs import (
+    command_exit_status,
+    log_path,
+    store_log,
+    tail,
+    wildcards_text,
+    write_log,
+)
 from .pod import (
     CONTAINER,
     MANAGED_BY,
@@ -63,6 +71,7 @@ from .tracker import PodTracker
 SECRET_LIMIT_BYTES = 1024 * 1024 - 4096  # a Secret holds 1 MiB, minus metadata
 CANCEL_WAIT_SECONDS = 30.0
 SUBMISSION_WAIT_SECONDS = 20.0  # on cancel, for creates in flight at the site
+CLEANUP_SECONDS = 30.0  # per request, at the end of a run
 TERMINATED_CLEANUP_SECONDS = 5.0  # per request, after SIGTERM
 _ENV_NAME = re.compile(r"^[-._a-zA-Z0-9]+$")
 
@@ -403,10 +412,17 @@ class Executor(RemoteExecutor):
                 pending[name], external_jobid=name, aux={"pod": name}
             )
             if isinstance(result, KubeError):
-                self.report_job_error(
-                    info, msg=self._api_problem(f"create pod {name}", result)
-                )
-                continue
+                if isinstance(result, CreateUncertain):
+                    # the server may hold the pod: its status decides, not a guess
+                    self.logger.warning(
+                        f"interlink: creating pod {name} gave up ({result}) and it "
+                        "could not be removed; tracking it in case it exists"
+                    )
+                else:
+                    self.report_job_error(
+                        info, msg=self._api_problem(f"create pod {name}", result)
+                    )
+                    continue
             self.tracker.observe(result)
             self.report_job_submission(info)
             self.progress.submitted(name)
@@ -507,35 +523,49 @@ class Executor(RemoteExecutor):
         if self._grace_over():  # whatever the API does: bounded
             await asyncio.to_thread(self._cancel_after_grace, active_jobs)
             return
-        active, finished = self.board.decide(
-            active_jobs, lambda info: info.external_jobid, self.progress
+        # in a thread: a round may send one GET (board.py), never on the event loop
+        active, finished = await asyncio.to_thread(
+            self.board.decide,
+            active_jobs,
+            lambda info: info.external_jobid,
+            self.progress,
         )
         for info in active:
             yield info
         if finished:
             results = await asyncio.gather(
-                *(asyncio.to_thread(self._collect, i, s) for i, s in finished)
+                *(asyncio.to_thread(self._collect, i, s) for i, s in finished),
+                return_exceptions=True,
             )
-            for (info, status), (path, text) in zip(finished, results, strict=True):
+            for (info, status), result in zip(finished, results, strict=True):
                 if self._cancelling:
                     yield info  # cancelled meanwhile: not a failure of the job
-                else:
-                    self._report(info, status, path, text)
+                    continue
+                if isinstance(result, BaseException):  # the job's outcome stands
+                    self.logger.warning(
+                        f"interlink: collecting pod {info.external_jobid} failed: "
+                        f"{result!r}"
+                    )
+                    result = (self._log_path(info), f"[interlink] {result!r}\n")
+                self._report(info, status, *result)
         self.progress.print_if_changed()
+
+    def _log_path(self, info: SubmittedJobInfo) -> Path:
+        job = info.job
+        return log_path(
+            self.settings.log_dir, job.name, self._wildcards(job), job.jobid
+        )
 
     def _collect(self, info: SubmittedJobInfo, status: PodStatus) -> tuple[Path, str]:
         """Store the log, then delete the pod (interLink drops the log with it)."""
         name = info.external_jobid
-        job = info.job
-        path = log_path(
-            self.settings.log_dir, job.name, self._wildcards(job), job.jobid
-        )
+        path = self._log_path(info)
         pod = self.tracker.get(name)
         if pod is None or not pod["spec"].get("nodeName"):
             where = "was deleted" if pod is None else "never reached a virtual node"
-            text = f"[interlink] pod {name} {where}: there is no log to fetch\n"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            text = write_log(
+                path, f"[interlink] pod {name} {where}: there is no log to fetch\n"
+            )
         else:
             text = store_log(
                 self.kube,
@@ -601,6 +631,8 @@ class Executor(RemoteExecutor):
         """Delete every pod of the run by its label, not only the jobs handed in: during
         a status round Snakemake hands over an empty list."""
         self._cancelling = True
+        if self._terminated_at is None:  # Ctrl-C: an API outage must not hold it
+            self.kube.limit_retries(CLEANUP_SECONDS)
         self.tracker.stop()
         if self.probe:
             self.probe.stop()
@@ -656,6 +688,24 @@ class Executor(RemoteExecutor):
                 )
                 return
             time.sleep(0.5)
+
+    def _delete_remaining_pods(self) -> None:
+        """What the run still holds (a job reported while its delete failed, a pod of
+        a job Snakemake dropped): one deletecollection by label, then one LIST to
+        verify, whatever the number of pods. Kept failed pods stay."""
+        selector = self._runs_selector()
+        try:
+            left = self.kube.delete_pods_verified(self.namespace, selector, self._kept)
+        except KubeError as e:
+            problem = f"could not delete the run's pods: {e}"
+        else:
+            if not left:
+                return
+            problem = f"{len(left)} pod(s) of the run were not deleted"
+        self.logger.warning(
+            f"interlink: {problem}. Remove them with: kubectl -n {self.namespace} "
+            f"delete pods -l '{selector}'"
+        )
 
     def _write_report(self) -> None:
         if self.settings.no_report or not self._rows:
@@ -719,8 +769,11 @@ class Executor(RemoteExecutor):
         if self._closed:
             return
         self._closed = True
-        if self._terminated_at is not None:
-            self.kube.limit_retries(TERMINATED_CLEANUP_SECONDS)
+        self.kube.limit_retries(
+            CLEANUP_SECONDS
+            if self._terminated_at is None
+            else TERMINATED_CLEANUP_SECONDS
+        )
         self.tracker.stop()
         if self.probe:
             self.probe.stop()
@@ -731,9 +784,9 @@ class Executor(RemoteExecutor):
             or pod["metadata"]["name"] in self._adopted
         ]
         self._handle_orphans(set(ours) | self._kept)
-        if not self._cancelling:  # else cancel_jobs deleted them by label, or said how
-            for name in sorted((set(ours) | self._undeleted) - self._kept):
-                self._delete("pod", name)
+        # else cancel_jobs deleted them by label, or said how
+        if not self._cancelling and (set(ours) | self._undeleted) - self._kept:
+            self._delete_remaining_pods()
         secrets = [secret_name(run) for run in self._adopted_runs if run]
         if self._secret_created:
             secrets.append(self.run.secret_name)

@@ -26,7 +26,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +73,11 @@ class NotFound(KubeError):
 
 class Conflict(KubeError):
     pass
+
+
+class CreateUncertain(KubeError):
+    """A create gave up on a transient error and the pod could not be deleted after
+    it: the server may hold the pod (the create's answer was lost)."""
 
 
 class Gone(KubeError):
@@ -377,6 +382,8 @@ class KubeClient:
             response = self._http.request(method, path, params=params, json=body)
         except httpx.TransportError as e:
             raise TransientError(f"cannot reach the API server: {e!r}") from None
+        except httpx.HTTPError as e:  # redirects, undecodable bodies: not transient
+            raise KubeError(f"{method} {path}: {e!r}") from None
         self.stats.count(received=len(response.content))
         if response.status_code >= 400:
             error = error_from_status(response.status_code, response.content)
@@ -385,7 +392,10 @@ class KubeClient:
                 error.retry_after = int(retry_after)
             raise error
         if "json" in response.headers.get("content-type", ""):
-            return response.json()
+            try:
+                return response.json()  # type: ignore[no-any-return]
+            except ValueError as e:
+                raise KubeError(f"{method} {path}: answer not JSON: {e}") from None
         return response.text
 
     # -- pods ----------------------------------------------------------------------
@@ -414,14 +424,28 @@ class KubeClient:
         """Create many pods concurrently (bounded by the pool), yielding each manifest
         with its created pod, or the error, as they complete."""
         futures = {
-            pool.submit(self._forbidden_retrying, self.create_pod, namespace, m): m
-            for m in manifests
+            pool.submit(self._create_or_undo, namespace, m): m for m in manifests
         }
         for future in as_completed(futures):
             try:
                 yield futures[future], future.result()
             except KubeError as e:
                 yield futures[future], e
+
+    def _create_or_undo(
+        self, namespace: str, manifest: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A create that gives up on a transient error may have gone through with its
+        answer lost: the pod is deleted by name before the error is raised, or a retry
+        of the job would run beside it. CreateUncertain when that delete fails too."""
+        try:
+            return self._forbidden_retrying(self.create_pod, namespace, manifest)
+        except TransientError as e:
+            try:
+                self.delete_pod(namespace, manifest["metadata"]["name"])
+            except KubeError:
+                raise CreateUncertain(str(e), e.status, e.reason) from None
+            raise
 
     def dry_run_create_pod(self, namespace: str, manifest: dict[str, Any]) -> None:
         path = f"/api/v1/namespaces/{namespace}/pods"
@@ -498,7 +522,10 @@ class KubeClient:
                         if not line:
                             continue
                         self.stats.count(received=len(line))
-                        event = json.loads(line)
+                        try:
+                            event = json.loads(line)
+                        except ValueError as e:
+                            raise TransientError(f"watch event not JSON: {e}") from None
                         kind, obj = event.get("type"), event.get("object") or {}
                         if kind == "ERROR":
                             raise error_from_status(
@@ -508,8 +535,10 @@ class KubeClient:
                 finally:
                     with self._streams_lock:
                         self._streams.discard(response)
-        except (httpx.TransportError, httpx.StreamClosed) as e:
+        except (httpx.TransportError, httpx.StreamError) as e:
             raise TransientError(f"watch interrupted: {e!r}") from None
+        except httpx.HTTPError as e:
+            raise KubeError(f"watch failed: {e!r}") from None
 
     def delete_pod(
         self, namespace: str, name: str, grace_seconds: int | None = None
@@ -527,13 +556,35 @@ class KubeClient:
         except NotFound:
             return False
 
-    def delete_pods(self, namespace: str, selector: str) -> None:
-        """deletecollection: one request for all of a run's pods."""
+    def delete_pods(
+        self, namespace: str, selector: str, except_names: Iterable[str] = ()
+    ) -> None:
+        """deletecollection: one request for all of a run's pods (but those named)."""
+        params = {"labelSelector": selector}
+        fields = ",".join(f"metadata.name!={name}" for name in sorted(except_names))
+        if fields:
+            params["fieldSelector"] = fields
         self.request(
             "DELETE",
             f"/api/v1/namespaces/{namespace}/pods",
-            params={"labelSelector": selector},
+            params=params,
             verb="deletecollection",
+        )
+
+    def delete_pods_verified(
+        self, namespace: str, selector: str, except_names: Iterable[str] = ()
+    ) -> list[str]:
+        """One deletecollection, then one LIST: the pods (but those named) that are
+        still there and not being deleted. Two requests, whatever the number of
+        pods."""
+        kept = set(except_names)
+        self.delete_pods(namespace, selector, kept)
+        pods, _ = self.list_pods(namespace, selector)
+        return sorted(
+            p["metadata"]["name"]
+            for p in pods
+            if p["metadata"]["name"] not in kept
+            and not p["metadata"].get("deletionTimestamp")
         )
 
     def pod_log(
@@ -562,14 +613,27 @@ class KubeClient:
     # -- secrets and permissions ---------------------------------------------------
 
     def create_secret(self, namespace: str, manifest: dict[str, Any]) -> None:
-        # Conflict: a retried create whose first attempt went through
-        with contextlib.suppress(Conflict):
-            self.request(
-                "POST",
-                f"/api/v1/namespaces/{namespace}/secrets",
-                body=manifest,
-                verb="create",
-            )
+        """A Conflict on a retry is this create's own first attempt, whose answer was
+        lost; on the first attempt, the name is someone else's Secret (the Role
+        grants no `get secrets` to look)."""
+        attempts = 0
+
+        def send() -> dict[str, Any] | str:
+            nonlocal attempts
+            attempts += 1
+            path = f"/api/v1/namespaces/{namespace}/secrets"
+            return self._send("POST", path, None, manifest, "create")
+
+        try:
+            self._retrying(send)
+        except Conflict as e:
+            if attempts == 1:
+                raise Conflict(
+                    f"a Secret named {manifest['metadata']['name']} already exists "
+                    f"in namespace {namespace} and is not this run's",
+                    e.status,
+                    e.reason,
+                ) from None
 
     def delete_secret(self, namespace: str, name: str) -> bool:
         try:

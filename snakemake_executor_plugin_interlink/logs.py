@@ -62,8 +62,18 @@ def store_log(
             f"every request with {text.strip()} (interlink-htcondor-plugin). The job's "
             "output stays at the site (HTCondor: its Output and Error files).\n"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, errors="replace")
+    return write_log(path, text)
+
+
+def write_log(path: Path, text: str) -> str:
+    """Write a job's log; a log that cannot be written (a full disk, a read-only
+    log directory) is said in the text returned, which the job's message shows: it
+    never changes the job's outcome."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, errors="replace")
+    except OSError as e:
+        text += f"\n[interlink] this log could not be stored at {path}: {e}\n"
     return text
 
 

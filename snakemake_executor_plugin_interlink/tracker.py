@@ -169,9 +169,14 @@ class PodTracker:
                     return
 
     def _failed(self, error: KubeError) -> None:
-        if self.error is None:
-            self.error_since = time.monotonic()
-        self.error = error
+        """Record the failure and wake the status rounds: a failure that lasts must
+        end the jobs even when no pod changes (board.watch_failure)."""
+        with self._lock:
+            if self.error is None:
+                self.error_since = time.monotonic()
+            self.error = error
+            self.generation += 1
+        self.changed.set()
         level = (
             logging.WARNING
             if isinstance(error, Forbidden | Unauthorized | NotFound)

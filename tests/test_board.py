@@ -1,0 +1,189 @@
+"""The status board against a scripted API: every round decides every job from the
+set of jobs, a watch that fails for good ends the jobs, and a failing lookup is a
+job's outcome, never the end of the round."""
+
+from __future__ import annotations
+
+import queue
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from snakemake_executor_plugin_interlink.board import StatusBoard
+from snakemake_executor_plugin_interlink.kube import ClusterAccess, KubeClient
+from snakemake_executor_plugin_interlink.settings import CheckedSettings
+from snakemake_executor_plugin_interlink.status import State
+from snakemake_executor_plugin_interlink.tracker import PodTracker
+
+
+def pod(name: str, phase: str = "Running", rv: str = "5") -> dict[str, Any]:
+    terminated = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+    running = {"running": {"startedAt": "2026-01-01T00:00:00Z"}}
+    return {
+        "metadata": {
+            "name": name,
+            "resourceVersion": rv,
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+        },
+        "spec": {"nodeName": "vk"},
+        "status": {
+            "phase": phase,
+            "containerStatuses": [
+                {
+                    "name": "snakemake",
+                    "state": terminated if phase == "Succeeded" else running,
+                }
+            ],
+        },
+    }
+
+
+class ScriptedAPI:
+    """LIST answers `pods`; a WATCH answers the next status code queued in `watches`
+    (200: an empty stream), and 403 for ever once `refuse` is set. GETs of single pods
+    answer `get_status`."""
+
+    def __init__(self, pods: dict[str, dict[str, Any]]):
+        self.pods = pods
+        self.watches: queue.Queue[int] = queue.Queue()
+        self.refuse = False
+        self.get_status = 404
+        self.gets = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        if self.refuse:
+            return httpx.Response(
+                403,
+                json={
+                    "kind": "Status",
+                    "code": 403,
+                    "reason": "Forbidden",
+                    "message": 'pods is forbidden: User "u" cannot watch resource '
+                    '"pods" in the namespace "ns"',
+                },
+            )
+        if params.get("watch"):
+            try:
+                code = self.watches.get(timeout=0.2)
+            except queue.Empty:
+                code = 200
+            return httpx.Response(code, text="")
+        if not request.url.path.endswith("/pods"):  # a GET of one pod
+            self.gets += 1
+            return httpx.Response(
+                self.get_status,
+                json={"kind": "Status", "message": f"get refused: {self.get_status}"},
+            )
+        return httpx.Response(
+            200,
+            json={
+                "metadata": {"resourceVersion": "10"},
+                "items": list(self.pods.values()),
+            },
+        )
+
+
+def until(predicate, timeout: float = 5.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.fixture
+def api() -> ScriptedAPI:
+    return ScriptedAPI({"a": pod("a"), "b": pod("b")})
+
+
+@pytest.fixture
+def kube(api: ScriptedAPI) -> KubeClient:
+    access = ClusterAccess(server="https://k8s.test", namespace="ns", source="test")
+    return KubeClient(access, transport=httpx.MockTransport(api), retry_seconds=0.5)
+
+
+@pytest.fixture
+def tracker(kube: KubeClient):
+    tracker = PodTracker(kube, "ns", "run=1", relist_interval=300)
+    tracker.start()
+    assert tracker.synced.wait(5)
+    yield tracker
+    tracker.stop()
+
+
+def board_for(tracker: PodTracker, kube: KubeClient, **grace: float) -> StatusBoard:
+    return StatusBoard(tracker, kube, "ns", CheckedSettings(), **grace)
+
+
+def test_a_watch_refused_for_good_fails_running_jobs_after_the_grace(
+    api, kube, tracker
+):
+    """All jobs Running, then the Role is removed: the rounds that follow must see the
+    failure even though no pod changes (they used to return 'unchanged' for ever)."""
+    board = board_for(tracker, kube, refusal_grace=0.3)
+    jobs = ["a", "b"]
+    assert board.decide(jobs, str) == (jobs, [])
+    api.refuse = True
+    assert until(lambda: tracker.error is not None)
+    deadline = time.monotonic() + 5
+    while not (finished := board.decide(jobs, str)[1]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [job for job, _ in finished] == jobs
+    status = finished[0][1]
+    assert status.state == State.FAILED
+    assert "cannot watch resource" in status.reason
+
+
+def test_a_failing_watch_wakes_the_status_loop(api, kube, tracker):
+    seen = tracker.generation
+    tracker.changed.clear()
+    api.refuse = True
+    assert tracker.changed.wait(5)
+    assert tracker.generation > seen
+
+
+def test_a_new_job_set_of_the_same_size_is_looked_at(api, kube, tracker):
+    """A finished pod that replaces a just-reported job at the same count is decided
+    in the very next round, not at the next relist."""
+    board = board_for(tracker, kube)
+    for _ in range(2):  # the second round finds nothing changed
+        assert board.decide(["a"], str) == (["a"], [])
+    tracker.observe(pod("c", "Succeeded", rv="11"))  # re-attached: no event
+    board.forget("a")
+    active, finished = board.decide(["c"], str)
+    assert active == []
+    assert [(job, status.state) for job, status in finished] == [("c", State.SUCCEEDED)]
+
+
+def test_a_failing_lookup_of_a_missing_pod_is_that_jobs_outcome(
+    api, kube, tracker, monkeypatch
+):
+    """The one GET of a board (a pod absent from the view) fails with a refusal: the
+    job fails with that reason; the round goes on for the others."""
+    monkeypatch.setattr(
+        "snakemake_executor_plugin_interlink.board.MISSING_POD_GRACE", 0
+    )
+    board = board_for(tracker, kube)
+    api.get_status = 403
+    active, finished = board.decide(["a", "gone"], str)
+    assert active == ["a"]
+    assert [job for job, _ in finished] == ["gone"]
+    assert finished[0][1].state == State.FAILED
+    assert "get refused: 403" in finished[0][1].reason
+
+
+def test_a_lookup_that_cannot_reach_the_server_keeps_the_job_waiting(
+    api, kube, tracker, monkeypatch
+):
+    monkeypatch.setattr(
+        "snakemake_executor_plugin_interlink.board.MISSING_POD_GRACE", 0
+    )
+    board = board_for(tracker, kube)
+    api.get_status = 503
+    active, finished = board.decide(["a", "gone"], str)
+    assert (active, finished) == (["a", "gone"], [])
+    assert api.gets >= 1
