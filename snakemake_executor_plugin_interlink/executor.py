@@ -175,6 +175,7 @@ class Executor(RemoteExecutor):
             self.namespace,
             self.settings,
             self.markers or self.probe,
+            refusal_grace=self.settings.refusal_tolerance,
         )
         self._kept: set[str] = set()
         self._undeleted: set[str] = set()  # pods whose delete failed (API down)

@@ -164,6 +164,13 @@ class ExecutorSettings(ExecutorSettingsBase):
         "missed events.",
         300,
     )
+    refusal_tolerance: int = _setting(
+        "Seconds the run tolerates the API server refusing to show its pods (401, "
+        "403 or 404 while watching them: a removed Role, a revoked token, a deleted "
+        "namespace) before every active job fails with the refusal. An unreachable "
+        "API server is tolerated for 30 min.",
+        300,
+    )
     unschedulable_timeout: int = _setting(
         "Seconds a pod may stay unscheduled (no virtual node accepts it) before its "
         "job fails with the scheduler's reason. A node that fits but is full (the "
@@ -276,6 +283,7 @@ class CheckedSettings(BaseModel):
     termination_grace: NonNegativeInt = 15
     status_interval: PositiveSeconds = 1.0
     relist_interval: PositiveInt = 300
+    refusal_tolerance: NonNegativeInt = 300
     unschedulable_timeout: NonNegativeInt = 600
     pending_timeout: NonNegativeInt = 0
     max_concurrent_submissions: Annotated[int, Field(ge=1, le=64)] = 4

@@ -116,7 +116,7 @@ def test_a_refused_create_is_not_followed_by_a_delete():
 
 def test_a_secret_name_taken_before_this_run_is_refused():
     api = Recorder({("POST", "/secrets"): [409]})
-    with pytest.raises(Conflict, match="already exists .* not this run's"):
+    with pytest.raises(Conflict, match=r"already exists .* not this run's"):
         client(api).create_secret("ns", manifest("run-secret"))
 
 

@@ -1,9 +1,11 @@
 """A plain-HTTP front for the testbed's API server that misbehaves on purpose: it answers
 a share of requests with 429 + Retry-After or 503, and cuts a share of responses in the
-middle (also of watch streams), as throttling and flaky networks do."""
+middle (also of watch streams), as throttling and flaky networks do; on request it loses
+the answers of pod creates that the API server carried out."""
 
 from __future__ import annotations
 
+import json
 import random
 import socket
 import threading
@@ -24,10 +26,23 @@ _HOP = {
 
 class FaultProxy:
     def __init__(
-        self, upstream: str, ca: str, *, p429=0.1, p503=0.1, p_reset=0.05, seed: int = 7
+        self,
+        upstream: str,
+        ca: str,
+        *,
+        p429=0.1,
+        p503=0.1,
+        p_reset=0.05,
+        lose_first_create_answers: bool = False,
+        seed: int = 7,
     ):
+        """`lose_first_create_answers`: the first create of each pod reaches the API
+        server, which creates the pod, and its answer is lost (the connection drops),
+        as when a network fails at the worst moment."""
         self.upstream = httpx.Client(base_url=upstream, verify=ca, timeout=None)
         self.rates = (p429, p503, p_reset)
+        self.lose_first_create_answers = lose_first_create_answers
+        self.created: set[str] = set()
         self.random = random.Random(seed)
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
@@ -70,9 +85,33 @@ class FaultProxy:
             return "reset"
         return "pass"
 
+    def _first_create(self, h: BaseHTTPRequestHandler, body: bytes | None) -> bool:
+        if not (
+            self.lose_first_create_answers
+            and h.command == "POST"
+            and h.path.split("?")[0].endswith("/pods")
+            and "dryRun" not in h.path
+            and body
+        ):
+            return False
+        name = json.loads(body)["metadata"]["name"]
+        with self.lock:
+            first = name not in self.created
+            self.created.add(name)
+        return first
+
     def handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else None
+        if self._first_create(h, body):
+            headers = {k: v for k, v in h.headers.items() if k.lower() not in _HOP}
+            self.upstream.request(h.command, h.path, headers=headers, content=body)
+            with self.lock:
+                self.counts["lost"] += 1
+                self.counts["requests"] += 1
+            h.connection.shutdown(socket.SHUT_RDWR)
+            h.close_connection = True
+            return
         fault = self._draw()
         with self.lock:
             self.counts[fault] += 1

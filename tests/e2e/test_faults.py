@@ -5,12 +5,18 @@ pod), with every job run exactly once and nothing left behind."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import subprocess
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+
+from snakemake_executor_plugin_interlink.kube import NotFound
 
 from .conftest import REPO, Testbed, sacct, wait_until
 
@@ -42,6 +48,12 @@ def ran_once(workdir: Path, n: int) -> bool:
 
 def slurm_jobs_since(start: str) -> int:
     return len(sacct("-S", start, "-o", "JobID"))
+
+
+def running_pods(testbed: Testbed) -> int:
+    return sum(
+        (p.get("status") or {}).get("phase") == "Running" for p in testbed.pods()
+    )
 
 
 def finished_pods(testbed: Testbed) -> int:
@@ -265,14 +277,23 @@ def test_environment_too_large_for_a_secret_is_refused(testbed: Testbed, workdir
     assert not testbed.pods() and not testbed.secrets()
 
 
-@pytest.fixture
-def kubeconfig_without_deletecollection(testbed: Testbed, tmp_path: Path):
-    """A service account whose Role lacks one verb the executor needs."""
+@dataclass
+class ExecutorAccount:
+    kubeconfig: Path
+    revoke: Callable[[], None]  # removes its RoleBinding
+
+
+@contextmanager
+def executor_account(
+    testbed: Testbed, tmp_path: Path, name: str, without_verb: str = ""
+) -> Iterator[ExecutorAccount]:
+    """A service account of its own with the Role of docs/setup.md (less one verb if
+    asked), so that a test can take its rights away without touching other tests."""
     ns, admin = testbed.namespace, testbed.admin
-    name = "limited-executor"
     role = yaml.safe_load((REPO / "testbed" / "rbac.yaml").read_text().split("---")[1])
     role["metadata"]["name"] = name
-    role["rules"][0]["verbs"].remove("deletecollection")
+    if without_verb:
+        role["rules"][0]["verbs"].remove(without_verb)
     binding = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
@@ -289,6 +310,11 @@ def kubeconfig_without_deletecollection(testbed: Testbed, tmp_path: Path):
     admin.request("POST", f"{base}/serviceaccounts", body={"metadata": {"name": name}})
     admin.request("POST", f"{rbac}/roles", body=role)
     admin.request("POST", f"{rbac}/rolebindings", body=binding)
+
+    def revoke() -> None:
+        with contextlib.suppress(NotFound):
+            admin.request("DELETE", f"{rbac}/rolebindings/{name}")
+
     try:
         assert wait_until(
             lambda: admin.request("GET", f"{base}/serviceaccounts/{name}").get(
@@ -304,25 +330,59 @@ def kubeconfig_without_deletecollection(testbed: Testbed, tmp_path: Path):
         ).decode()
         config = yaml.safe_load(Path(testbed.executor_kubeconfig).read_text())
         config["users"][0]["user"] = {"token": token}
-        path = tmp_path / "limited.kubeconfig"
+        path = tmp_path / f"{name}.kubeconfig"
         path.write_text(yaml.safe_dump(config))
-        yield path
+        yield ExecutorAccount(path, revoke)
     finally:
-        admin.request("DELETE", f"{rbac}/rolebindings/{name}")
+        revoke()
         admin.request("DELETE", f"{rbac}/roles/{name}")
         admin.request("DELETE", f"{base}/serviceaccounts/{name}")
 
 
 def test_missing_rbac_verb_is_named_before_any_pod(
-    testbed: Testbed, workdir: Path, kubeconfig_without_deletecollection
+    testbed: Testbed, workdir: Path, tmp_path: Path
 ):
     many_jobs(workdir, 1, 0)
-    done = testbed.snakemake(
-        workdir, "--interlink-kubeconfig", str(kubeconfig_without_deletecollection)
-    )
+    with executor_account(
+        testbed, tmp_path, "limited-executor", without_verb="deletecollection"
+    ) as account:
+        done = testbed.snakemake(
+            workdir, "--interlink-kubeconfig", str(account.kubeconfig)
+        )
     assert done.returncode != 0
     assert "lacks permissions" in done.stderr and "deletecollection pods" in done.stderr
     assert not testbed.pods()
+
+
+@pytest.mark.keeps_pods  # without its Role the run cannot delete its pods
+def test_a_role_removed_while_jobs_run_fails_them_in_bounded_time(
+    testbed: Testbed, workdir: Path, tmp_path: Path
+):
+    """The Role goes away while every job is Running: no pod changes any more, and
+    the run must still end, each job naming the refused permission. (It used to wait
+    for ever: a round with no changed pod never looked at the watch's failure.)"""
+    many_jobs(workdir, 2, 600)
+    tolerance, relist = 10, 10  # the watch notices at its next start, <= relist
+    with executor_account(testbed, tmp_path, "revoked-executor") as account:
+        proc = testbed.start_snakemake(
+            workdir,
+            "--interlink-kubeconfig",
+            str(account.kubeconfig),
+            "--interlink-relist-interval",
+            str(relist),
+            "--interlink-refusal-tolerance",
+            str(tolerance),
+        )
+        assert wait_until(lambda: running_pods(testbed) == 2, timeout=120)
+        account.revoke()
+        revoked = time.monotonic()
+        out, _ = proc.communicate(timeout=tolerance + relist + 120)
+        took = time.monotonic() - revoked
+    print(out[-4000:])
+    assert proc.returncode != 0
+    assert out.count("could not be watched for 10 s") == 2
+    assert 'system:serviceaccount:snakemake:revoked-executor" cannot' in out
+    assert took < tolerance + relist + 60
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.3, 1.1])

@@ -8,9 +8,13 @@ import json
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from .conftest import STATE, Testbed, wait_until
+from .conftest import STATE, Testbed, sacct, wait_until
 
 JOBS = STATE / "vnode" / "jobs"  # the Slurm plugin's DataRootFolder on the testbed
 
@@ -171,17 +175,8 @@ rule sleepy:
 def test_throttling_and_a_flaky_network_are_survived(
     testbed: Testbed, workdir: Path, tmp_path: Path, figures
 ):
-    import base64
     import re
 
-    import yaml
-
-    from .faultproxy import FaultProxy
-
-    config = yaml.safe_load(Path(testbed.executor_kubeconfig).read_text())
-    cluster = config["clusters"][0]["cluster"]
-    ca = tmp_path / "ca.crt"
-    ca.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
     write(
         workdir,
         """
@@ -192,11 +187,7 @@ rule work:
     shell: "echo {wildcards.i} >> runs.log; touch {output}"
 """,
     )
-    with FaultProxy(cluster["server"], str(ca)) as proxy:
-        cluster["server"] = f"http://127.0.0.1:{proxy.port}"
-        del cluster["certificate-authority-data"]
-        proxied = tmp_path / "proxied.kubeconfig"
-        proxied.write_text(yaml.safe_dump(config))
+    with proxied_kubeconfig(testbed, tmp_path) as (proxy, proxied):
         done = testbed.snakemake(
             workdir, "--interlink-kubeconfig", str(proxied), timeout=600
         )
@@ -222,3 +213,53 @@ rule work:
     assert retried <= injected + 5, (
         "no retry storm: at most one retry per injected fault"
     )
+
+
+def test_a_create_whose_answer_is_lost_runs_its_job_once(
+    testbed: Testbed, workdir: Path, tmp_path: Path
+):
+    """The API server creates each pod and its answer is lost: the retried create
+    meets the pod (409) and takes it as its own; no job runs twice."""
+    write(
+        workdir,
+        """
+rule all:
+    input: expand("out/{i}.txt", i=range(4))
+rule work:
+    output: "out/{i}.txt"
+    shell: "echo {wildcards.i} >> runs.log; touch {output}"
+""",
+    )
+    start = time.strftime("%Y-%m-%dT%H:%M:%S")
+    faults = {"p429": 0, "p503": 0, "p_reset": 0, "lose_first_create_answers": True}
+    with proxied_kubeconfig(testbed, tmp_path, **faults) as (proxy, proxied):
+        done = testbed.snakemake(workdir, "--interlink-kubeconfig", str(proxied))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert proxy.counts["lost"] == 4
+    runs = sorted(int(x) for x in (workdir / "runs.log").read_text().split())
+    assert runs == [0, 1, 2, 3]
+    assert len(sacct("-S", start, "-o", "JobID")) == 4
+
+
+@contextmanager
+def proxied_kubeconfig(
+    testbed: Testbed, tmp_path: Path, **faults: Any
+) -> Iterator[tuple[Any, Path]]:
+    """The executor's kubeconfig, pointed at a fault proxy in front of the API
+    server."""
+    import base64
+
+    import yaml
+
+    from .faultproxy import FaultProxy
+
+    config = yaml.safe_load(Path(testbed.executor_kubeconfig).read_text())
+    cluster = config["clusters"][0]["cluster"]
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
+    with FaultProxy(cluster["server"], str(ca), **faults) as proxy:
+        cluster["server"] = f"http://127.0.0.1:{proxy.port}"
+        del cluster["certificate-authority-data"]
+        proxied = tmp_path / "proxied.kubeconfig"
+        proxied.write_text(yaml.safe_dump(config))
+        yield proxy, proxied
