@@ -1,0 +1,161 @@
+"""The whole executor in-process, with real Snakemake, against an in-memory API
+(tests/fake_cluster.py): the faults here are those the testbed cannot produce on demand.
+Each test failed on the executor as it was before its fix."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from snakemake import api
+from snakemake.settings import types as sm
+
+from snakemake_executor_plugin_interlink import executor as executor_module
+from snakemake_executor_plugin_interlink.kube import ClusterAccess, KubeClient
+from snakemake_executor_plugin_interlink.settings import ExecutorSettings
+
+from .fake_cluster import Call, FakeCluster
+
+SNAKEFILE = """
+rule all:
+    input: expand("out/{i}.txt", i=range(N))
+rule work:
+    output: "out/{i}.txt"
+    shell: "touch {output}"
+"""
+
+
+def outputs(rule: str, wildcards: dict[str, str]) -> list[str]:
+    return [f"out/{wildcards['i']}.txt"] if rule == "work" else []
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    workdir = tmp_path / "wd"
+    workdir.mkdir()
+    fake = FakeCluster(workdir, outputs)
+    access = ClusterAccess(server="https://k8s.test", namespace="ns", source="fake")
+    monkeypatch.setattr(executor_module, "load_access", lambda *a: access)
+    monkeypatch.setattr(
+        executor_module,
+        "KubeClient",
+        functools.partial(KubeClient, transport=fake.transport(), retry_seconds=1.0),
+    )
+    monkeypatch.chdir(tmp_path)
+    yield fake
+    fake.close()
+
+
+def run(
+    cluster: FakeCluster,
+    jobs: int,
+    retries: int = 0,
+    envvars: list[str] | None = None,
+    **settings: Any,
+) -> Exception | None:
+    """Run the workflow; the exception Snakemake ended with, or None."""
+    workdir = cluster.workdir
+    (workdir / "Snakefile").write_text(SNAKEFILE.replace("N", str(jobs)))
+    with api.SnakemakeApi(sm.OutputSettings(show_failed_logs=True)) as snakemake_api:
+        workflow = snakemake_api.workflow(
+            resource_settings=sm.ResourceSettings(cores=1, nodes=4),
+            storage_settings=sm.StorageSettings(shared_fs_usage=sm.SharedFSUsage.all()),
+            workdir=workdir,
+            snakefile=workdir / "Snakefile",
+        )
+        try:
+            workflow.dag().execute_workflow(
+                executor="interlink",
+                executor_settings=ExecutorSettings(
+                    namespace="ns", status_interval=0.1, **settings
+                ),
+                execution_settings=sm.ExecutionSettings(
+                    latency_wait=1, retries=retries
+                ),
+                remote_execution_settings=sm.RemoteExecutionSettings(
+                    container_image="image:1", envvars=envvars or []
+                ),
+            )
+        except Exception as e:
+            return e
+    return None
+
+
+def test_a_run_creates_collects_and_deletes_each_pod(cluster: FakeCluster):
+    assert run(cluster, 3) is None
+    verbs = cluster.verbs()
+    assert verbs.count("create") == 3
+    assert verbs.count("log") == 3
+    assert verbs.count("delete") == 3
+    assert "deletecollection" not in verbs  # nothing was left for the end
+    assert not cluster.pods
+
+
+def test_a_log_that_cannot_be_written_is_not_the_end_of_the_run(
+    cluster: FakeCluster, tmp_path: Path
+):
+    """Every log write fails (the log directory's parent is a file): each job's
+    outcome stands and the run finishes. (A log write error ended the status loop,
+    and with it the workflow.)"""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    assert run(cluster, 2, log_dir=blocker / "logs") is None
+    assert cluster.verbs().count("delete") == 2
+
+
+def test_a_create_that_gave_up_is_deleted_before_the_retry_runs(cluster: FakeCluster):
+    """The server creates the first attempt's pod, and every answer to its create is
+    lost until the client gives up: the pod must be gone before the job's second
+    attempt is created, or both would run."""
+    first_attempt_left: list[bool] = []
+
+    def lose_answers(call: Call) -> httpx.Response | None:
+        if call.verb != "create":
+            return None
+        if call.name.endswith("-1"):
+            if call.name not in cluster.pods and not any(
+                c.verb == "delete" and c.name == call.name for c in cluster.calls
+            ):
+                cluster.create(call.body)
+            return httpx.Response(503, json={"kind": "Status", "code": 503})
+        first_attempt_left.append(call.name[:-1] + "1" in cluster.pods)
+        return None
+
+    cluster.faults.append(lose_answers)
+    assert run(cluster, 1, retries=1) is None
+    assert first_attempt_left == [False]
+
+
+def test_what_collection_could_not_delete_goes_in_one_request_at_the_end(
+    cluster: FakeCluster,
+):
+    def refuse_deletes(call: Call) -> httpx.Response | None:
+        if call.verb == "delete":
+            return httpx.Response(403, json={"kind": "Status", "code": 403})
+        return None
+
+    cluster.faults.append(refuse_deletes)
+    assert run(cluster, 3) is None
+    verbs = cluster.verbs()
+    assert verbs.count("delete") == 3  # one per job, none again at the end
+    assert verbs.count("deletecollection") == 1
+    assert not cluster.pods
+
+
+def test_a_secret_name_already_taken_stops_the_run_before_any_pod(
+    cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("FAKE_TOKEN", "value")
+
+    def taken(call: Call) -> httpx.Response | None:
+        if call.verb == "create-secret":
+            return httpx.Response(409, json={"kind": "Status", "code": 409})
+        return None
+
+    cluster.faults.append(taken)
+    error = run(cluster, 1, envvars=["FAKE_TOKEN"])
+    assert error is not None and "not this run's" in str(error)
+    assert "create" not in cluster.verbs()
