@@ -133,13 +133,12 @@ def _code(job: Any) -> str:
     rule = job.rule
     if getattr(rule, "shellcmd", None):
         return str(job.shellcmd)
-    if getattr(rule, "run_func_src", None):
-        return str(rule.run_func_src)
     for kind in ("script", "notebook"):
         template = getattr(rule, kind, None)
         if template:
             return _local_file_digest(job, str(template))
-    return ""
+    # a run block's source (for other rules, the line naming their wrapper)
+    return str(getattr(rule, "run_func_src", None) or "")
 
 
 def _local_file_digest(job: Any, template: str) -> str:
@@ -147,7 +146,7 @@ def _local_file_digest(job: Any, template: str) -> str:
     Snakefile, wildcards and params filled in); a remote one by its name only."""
     try:
         source = job._path_to_source_file(template)
-        path = Path(str(source.get_path_or_uri()))
+        path = Path(str(source.get_path_or_uri(secret_free=True)))
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except (AttributeError, OSError, ValueError, KeyError, IndexError):
         return ""
