@@ -240,6 +240,7 @@ def orphans(
 
 
 def finished_runs(runs: Iterable[str], pods_left: Iterable[Pod]) -> set[str]:
-    """Runs none of whose pods is left: their markers (and Secrets) can go, since
-    nothing of theirs remains to adopt or remove."""
-    return set(runs) - {run_of(p) for p in pods_left} - {""}
+    """Runs none of whose pods is left but those being deleted: their markers (and
+    Secrets) can go, since nothing of theirs remains to adopt or remove (a later run
+    ignores pods being deleted as well)."""
+    return set(runs) - {run_of(p) for p in pods_left if not _deleting(p)} - {""}
