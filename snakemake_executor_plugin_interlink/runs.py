@@ -132,7 +132,10 @@ def _digest(parts: Mapping[str, Any]) -> str:
 def _code(job: Any) -> str:
     rule = job.rule
     if getattr(rule, "shellcmd", None):
-        return str(job.shellcmd)
+        try:
+            return str(job.shellcmd)
+        except Exception:  # a key must never fail a run: the template then
+            return str(rule.shellcmd)
     for kind in ("script", "notebook"):
         template = getattr(rule, kind, None)
         if template:
@@ -188,18 +191,24 @@ class Leftovers:
             for p in pods
             if run_of(p) in runs and not _deleting(p)
         }
+        # by job key and by output: a claim costs its job's outputs, not all pods
+        self._by_key: dict[str, set[str]] = {}
+        self._by_output: dict[str, set[str]] = {}
+        for name, pod in self._pods.items():
+            self._by_key.setdefault(_annotation(pod, JOB_KEY_ANNOTATION), set()).add(
+                name
+            )
+            for digest in _annotation(pod, OUTPUTS_ANNOTATION).split():
+                self._by_output.setdefault(digest, set()).add(name)
 
     def claim(self, key: str, outputs: Iterable[str]) -> Claim:
         """The pod made for this very job (same key; pending, running or
         succeeded), and the still-active pods that write any of its outputs for
         something else (or a duplicate): those must stop before this job runs."""
-        hashes = {output_hash(o) for o in outputs}
-        touching = [
-            p
-            for p in self._pods.values()
-            if _annotation(p, JOB_KEY_ANNOTATION) == key
-            or hashes & set(_annotation(p, OUTPUTS_ANNOTATION).split())
-        ]
+        found = set(self._by_key.get(key, ()))
+        for output in outputs:
+            found |= self._by_output.get(output_hash(output), set())
+        touching = [self._pods[name] for name in sorted(found) if name in self._pods]
         states = {p["metadata"]["name"]: classify_pod(p).state for p in touching}
         same = [
             p
