@@ -37,18 +37,21 @@ def test_another_users_run_at_the_same_path_never_touches_this_ones_pods(
     on a site that sees B's directory, B's Snakefile and outputs live outside `home`
     (in `shared`, the same path for everyone): B's jobs read and write only those,
     and A's job writes only inside `home`. (B's exit-status files land in A's
-    `.snakemake`, under B's pod names, which A never reads; B's executor learns its
-    jobs' ends from the pods' status instead.)"""
+    `.snakemake`, under B's pod names, which A never reads.) B's second run needs no
+    pod of its own: its executor starts, finds its own directory's record of the
+    killed run and handles that run's pod as an orphan at the end."""
     home, b_dir, shared = tmp_path / "home", tmp_path / "b-home", tmp_path / "shared"
     for folder in (home, b_dir, shared):
         folder.mkdir()
     (home / "Snakefile").write_text(
-        'rule a:\n    output: "a.txt"\n    shell: "sleep 75; echo A > {output}"\n'
+        'rule a:\n    output: "a.txt"\n    shell: "sleep 60; echo A > {output}"\n'
     )
     b_snakefile = shared / "Snakefile"
     b_snakefile.write_text(
         f'rule b:\n    output: "{shared}/b.txt"\n    shell: "sleep 600; touch {{output}}"\n'
-        f'rule other:\n    output: "{shared}/other.txt"\n    shell: "touch {{output}}"\n'
+        # local: the Slurm node's two CPUs hold A's job and B's killed one
+        f'localrules: other\nrule other:\n    output: "{shared}/other.txt"\n'
+        '    shell: "touch {output}"\n'
     )
     a = testbed.start_snakemake(
         home, "--envvars", "USER_A_TOKEN", env={"USER_A_TOKEN": "a"}
