@@ -12,7 +12,8 @@ same job (`job_key`: rule, wildcards, code, params, files). A pod of an earlier 
 still writes one of the job's outputs but was made for something else (an edited rule)
 is stopped before the job's own pod starts, so two pods never write the same file.
 
-The executor does the I/O (files, API) and asks this module what to do.
+The executor does the I/O (the records, the API) and asks this module what to do; the
+one read here is a local script's content, which is part of its job's key.
 """
 
 from __future__ import annotations
