@@ -49,6 +49,8 @@ def example_manifest() -> dict:
             resources=EXAMPLE_RULE,
             command="python -m snakemake --target-jobs ...",
             wildcards={"sample": "A"},
+            outputs=("calls/A.vcf",),
+            key="3f1d0c5b9a7e4d2c8b6a1f0e9d8c7b6a",  # runs.job_key
         ),
         CheckedSettings(
             annotations={"slurm-job.vk.io/pre-exec": "module load apptainer"}
@@ -60,6 +62,8 @@ def example_manifest() -> dict:
             image="snakemake/snakemake:v9.27.1",
             secret_name="snakejob-5f0c1e2a-env",
             env_names=("AWS_ACCESS_KEY_ID",),
+            host="jupyter-me",
+            user="jovyan",
         ),
     )
     return manifest

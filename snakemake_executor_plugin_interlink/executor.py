@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import getpass
 import os
 import re
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -44,25 +46,30 @@ from .logs import (
 )
 from .pod import (
     CONTAINER,
-    MANAGED_BY,
-    MANAGED_BY_LABEL,
     NO_RETRIES_IN_JOB,
-    OUTPUTS_ANNOTATION,
     RUN_LABEL,
-    WORKDIR_LABEL,
     JobSpec,
     RunContext,
-    outputs_key,
     pod_for_job,
     secret_name,
 )
 from .progress import Progress
 from .report import JobRow, jobs_tsv, timeline_html
+from .runs import (
+    MARKERS,
+    Leftovers,
+    RunMarker,
+    finished_runs,
+    job_key,
+    orphans,
+    parse_marker,
+    run_of,
+    runs_selector,
+)
 from .settings import CheckedSettings
 from .status import (
     PodStatus,
     State,
-    classify_pod,
     may_have_ended,
     submission_in_flight,
 )
@@ -73,6 +80,7 @@ CANCEL_WAIT_SECONDS = 30.0
 SUBMISSION_WAIT_SECONDS = 20.0  # on cancel, for creates in flight at the site
 CLEANUP_SECONDS = 30.0  # per request, at the end of a run
 TERMINATED_CLEANUP_SECONDS = 5.0  # per request, after SIGTERM
+EARLIER_RUNS_LIST_SECONDS = 60.0  # to see what killed runs of this directory left
 _ENV_NAME = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 # what the executor needs; docs/setup.md grants exactly this
@@ -145,6 +153,8 @@ class Executor(RemoteExecutor):
             secret_name=secret_name(run_id) if env else None,
             env_names=tuple(sorted(env)),
             storage_plugin_packages=self._storage_plugin_packages(),
+            host=socket.gethostname(),
+            user=_user_name(),
         )
         self.logger.info(
             f"interlink: run {run_id} in namespace {self.namespace} via "
@@ -156,17 +166,24 @@ class Executor(RemoteExecutor):
             thread_name_prefix="interlink",
         )
         self._started.callback(self._close_pool)
-        self._check_access(bool(env))
         self._secret_created = False
-        self._create_secret(env)
+        self._undeleted: set[str] = set()  # pods whose delete failed (API down)
+        self._adopted: set[str] = set()  # pods of killed runs this run re-attached to
+        self._adopted_runs: set[str] = set()
+        self._marker_dir = Path.cwd() / MARKERS
+        self._earlier_runs = self._mark_run()  # before anything of the run exists
+        self._started.callback(self._release_markers)  # runs before _close_pool
+        self._check_access(bool(env))
         self.tracker = PodTracker(
             self.kube,
             self.namespace,
-            self.run.workdir_selector,
+            runs_selector({run_id, *self._earlier_runs}),
             self.settings.relist_interval,
         )
         self.tracker.start()
         self._started.callback(self.tracker.stop)
+        self._see_earlier_runs()
+        self._create_secret(env)
         self.next_seconds_between_status_checks = self.settings.status_interval
         self.probe = self._log_probe() if self.markers is None else None
         self.board = StatusBoard(
@@ -178,15 +195,89 @@ class Executor(RemoteExecutor):
             refusal_grace=self.settings.refusal_tolerance,
         )
         self._kept: set[str] = set()
-        self._undeleted: set[str] = set()  # pods whose delete failed (API down)
         self._rows: list[JobRow] = []  # the run report
-        self._adopted: set[str] = set()  # pods of killed runs this run re-attached to
-        self._adopted_runs: set[str] = set()
-        self._resumable: dict[str, dict[str, Any]] | None = None  # by outputs key
+        self._leftovers: Leftovers | None = None  # of earlier runs, once listed
         self._warned_rules: set[str] = set()
         self._closed = False
         self.progress = Progress(self.logger)
         self._ready.set()
+
+    def _mark_run(self) -> set[str]:
+        """The runs this directory started (runs.py), then this run's own marker,
+        written before any pod or Secret of it exists."""
+        folder = self._marker_dir
+        earlier: set[str] = set()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for path in folder.iterdir():
+                with contextlib.suppress(OSError, UnicodeDecodeError):
+                    marker = parse_marker(path.name, path.read_text())
+                    if marker is not None:
+                        earlier.add(marker.run_id)
+            own = RunMarker(
+                run_id=self.run.run_id,
+                host=self.run.host,
+                user=self.run.user,
+                pid=os.getpid(),
+                started=time.time(),
+            )
+            partial = folder / f".{own.run_id}.tmp"
+            partial.write_text(own.text())
+            partial.replace(folder / own.run_id)
+        except OSError as e:
+            raise WorkflowError(
+                f"interlink: cannot record this run in {folder} ({e}). Each run "
+                "records itself there, so that a later run in this directory can "
+                "re-attach to its pods or remove them (and never another directory's): "
+                "make that directory writable."
+            ) from None
+        if earlier:
+            self.logger.info(
+                f"interlink: {len(earlier)} earlier run(s) of this directory may have "
+                "left pods: re-attaching to those of unchanged jobs"
+            )
+        return earlier
+
+    def _see_earlier_runs(self) -> None:
+        """Refuse to start when the pods of this directory's earlier runs cannot be
+        listed: re-attach could not decide, and a killed run's pods would run beside
+        new ones writing the same outputs."""
+        if not self._earlier_runs or self.tracker.synced.wait(
+            EARLIER_RUNS_LIST_SECONDS
+        ):
+            return
+        error = self.tracker.error or "no answer"
+        raise WorkflowError(
+            "interlink: could not list the pods of this directory's earlier runs "
+            f"within {EARLIER_RUNS_LIST_SECONDS:.0f} s ({error}), so this run cannot "
+            "tell which jobs a killed run still runs and would run them twice. Check "
+            "the connection to the API server and run again. To start afresh instead, "
+            f"delete those runs' pods (kubectl -n {self.namespace} delete pods,secrets "
+            f"-l '{runs_selector(self._earlier_runs)}') and remove {self._marker_dir}."
+        )
+
+    def _release_markers(self) -> None:
+        """At the end: the markers of runs with no pod left go (this run's, those
+        it adopted from, those whose pods were removed), with their Secrets; a run
+        with pods left keeps its marker, so that a later run still finds them."""
+        known = {self.run.run_id, *self._earlier_runs}
+        if not self._ready.is_set() and not self._secret_created:
+            done = {self.run.run_id}  # start-up failed before anything was created
+        else:
+            try:
+                left, _ = self.kube.list_pods(self.namespace, runs_selector(known))
+            except KubeError as e:
+                self.logger.warning(
+                    f"interlink: could not list the run's pods to close its record "
+                    f"in {self._marker_dir} ({e}); the next run here will"
+                )
+                return
+            done = finished_runs(known, left)
+        for run in sorted(done):
+            if run not in (self.run.run_id, *self._adopted_runs):  # shutdown's own
+                self._delete("Secret", secret_name(run))
+            with contextlib.suppress(FileNotFoundError):
+                (self._marker_dir / run).unlink()
 
     def _close_pool(self) -> None:
         """Join the submission threads without waiting out a request's retries: the
@@ -265,7 +356,8 @@ class Executor(RemoteExecutor):
             resources=dict(job.resources.items()),
             command=self.format_job_exec(job),
             wildcards=self._wildcards(job),
-            outputs=tuple(job.output),
+            outputs=tuple(map(str, job.output)),
+            key=job_key(job),
         )
 
     # -- start-up checks ---------------------------------------------------------
@@ -349,11 +441,7 @@ class Executor(RemoteExecutor):
             "type": "Opaque",
             "metadata": {
                 "name": self.run.secret_name,
-                "labels": {
-                    MANAGED_BY_LABEL: MANAGED_BY,
-                    RUN_LABEL: self.run.run_id,
-                    WORKDIR_LABEL: self.run.workdir_hash,
-                },
+                "labels": self.run.labels,
             },
             "data": data,
         }
@@ -431,28 +519,45 @@ class Executor(RemoteExecutor):
                 self.probe.track(name)
 
     def _pod_to_resume(self, job: JobExecutorInterface) -> dict[str, Any] | None:
-        """A pod that an earlier, killed run in this directory left for the same
-        outputs, still pending, running or succeeded: re-attach instead of running the
-        job again. (Snakemake's own record of external ids is overwritten by the jobs
-        themselves on a shared filesystem, so the pod's outputs annotation decides.)"""
-        if self._resumable is None:
-            self.tracker.synced.wait(timeout=60)
-            self._resumable = {}
-            for pod in self.tracker.pods():
-                meta = pod["metadata"]
-                key = (meta.get("annotations") or {}).get(OUTPUTS_ANNOTATION)
-                if (
-                    key
-                    and meta.get("labels", {}).get(RUN_LABEL) != self.run.run_id
-                    and not meta.get("deletionTimestamp")
-                    and classify_pod(pod).state != State.FAILED
-                ):
-                    self._resumable[key] = pod
-        pod = self._resumable.pop(outputs_key(tuple(job.output)), None)
+        """A pod that an earlier, killed run of this directory (proven by its marker,
+        runs.py) made for this very job, still pending, running or succeeded:
+        re-attach instead of running the job again. Pods of those runs that write the
+        job's outputs for another version of it are stopped first. (Snakemake's own
+        record of external ids is overwritten by the jobs themselves on a shared
+        filesystem, so the pod's annotations decide.)"""
+        if not self._earlier_runs:
+            return None
+        if self._leftovers is None:  # the view is complete: start-up waited for it
+            self._leftovers = Leftovers(self.tracker.pods(), self._earlier_runs)
+        claim = self._leftovers.claim(job_key(job), map(str, job.output))
+        for stale in claim.stop:
+            self._stop_stale(stale, job)
+        pod = claim.adopt
         if pod is not None:
-            self._adopted_runs.add(pod["metadata"]["labels"].get(RUN_LABEL, ""))
+            self._adopted_runs.add(run_of(pod))
             self._adopted.add(pod["metadata"]["name"])
         return pod
+
+    def _stop_stale(self, pod: dict[str, Any], job: JobExecutorInterface) -> None:
+        """Delete a pod of an earlier run of this directory that would write the
+        job's outputs beside the job's new pod, and wait (bounded) until the virtual
+        node has cancelled its batch job."""
+        name = pod["metadata"]["name"]
+        self.logger.warning(
+            f"interlink: pod {name} of an earlier run writes outputs of job "
+            f"{job.jobid} (rule {job.name}) for another version of it (the rule, its "
+            "params or its files changed): deleting it before the job runs again"
+        )
+        self._delete("pod", name)
+        deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+        while self.tracker.get(name) is not None:
+            if time.monotonic() > deadline:
+                self.logger.warning(
+                    f"interlink: pod {name} is still being deleted by the virtual node "
+                    "(is it Ready?); its batch job may still write those outputs"
+                )
+                return
+            self.tracker.wait_for_change(0.5)
 
     # -- SIGTERM -----------------------------------------------------------------
 
@@ -651,8 +756,7 @@ class Executor(RemoteExecutor):
 
     def _runs_selector(self) -> str:
         """This run and the killed runs it re-attached to."""
-        runs = sorted({self.run.run_id, *self._adopted_runs} - {""})
-        return f"{RUN_LABEL} in ({','.join(runs)})"
+        return runs_selector({self.run.run_id, *self._adopted_runs})
 
     def _wait_for_submissions(self) -> None:
         """Give the virtual node a bounded time to finish the batch jobs it is
@@ -735,33 +839,31 @@ class Executor(RemoteExecutor):
             self._undeleted.discard(name)
 
     def _handle_orphans(self, ours: set[str]) -> None:
-        """Pods of killed runs in this directory that no job re-attached to: list them
-        with the command that removes them (and their runs' Secrets), or remove them
-        when asked."""
-        orphans = [p for p in self.tracker.pods() if p["metadata"]["name"] not in ours]
-        if not orphans:
+        """Pods of killed runs of this directory (proven by their markers, runs.py)
+        that no job re-attached to: list them with the command that removes them (and
+        their runs' Secrets), or remove them when asked. Another user's or machine's
+        pods in the same namespace and path are never among them."""
+        found = orphans(self.tracker.pods(), self._earlier_runs, ours)
+        if not found:
             return
-        names = sorted(p["metadata"]["name"] for p in orphans)
+        names = sorted(p["metadata"]["name"] for p in found)
+        runs = sorted({run_of(p) for p in found})
         if self.settings.remove_orphans:
-            runs = {p["metadata"].get("labels", {}).get(RUN_LABEL) for p in orphans}
             for name in names:
                 self._delete("pod", name)
-            for run in sorted(r for r in runs if r):
+            for run in runs:
                 self._delete("Secret", secret_name(run))
             self.logger.info(
                 f"interlink: removed {len(names)} pod(s) of earlier runs in this "
                 "directory that no job re-attached to"
             )
             return
-        selector = (
-            f"{WORKDIR_LABEL}={self.run.workdir_hash},{RUN_LABEL}!={self.run.run_id}"
-        )
         shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
         self.logger.warning(
             f"interlink: {len(names)} pod(s) of earlier runs in this directory were "
             f"not re-attached ({shown}). Remove them with: kubectl -n "
-            f"{self.namespace} delete pods,secrets -l '{selector}' (or run with "
-            "--interlink-remove-orphans)"
+            f"{self.namespace} delete pods,secrets -l '{runs_selector(runs)}' (or run "
+            "with --interlink-remove-orphans)"
         )
 
     def shutdown(self) -> None:
@@ -801,3 +903,12 @@ class Executor(RemoteExecutor):
             f"{stats.bytes_received / 1e6:.1f} MB received"
         )
         self._started.close()
+
+
+def _user_name() -> str:
+    """Who runs Snakemake, for the pods' labels; a container user without a passwd
+    entry has only a number."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return str(os.getuid())

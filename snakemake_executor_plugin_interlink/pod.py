@@ -28,11 +28,14 @@ MANAGED_BY = "snakemake"
 RUN_LABEL = "interlink.snakemake.io/run"
 RULE_LABEL = "interlink.snakemake.io/rule"
 JOBID_LABEL = "interlink.snakemake.io/jobid"
-WORKDIR_LABEL = "interlink.snakemake.io/workdir"
+WORKDIR_LABEL = "interlink.snakemake.io/workdir"  # for people: not an identity
+HOST_LABEL = "interlink.snakemake.io/host"  # for people reading kubectl get pods
+USER_LABEL = "interlink.snakemake.io/user"
 RULE_ANNOTATION = "interlink.snakemake.io/rule"
 WILDCARDS_ANNOTATION = "interlink.snakemake.io/wildcards"
 ATTEMPT_ANNOTATION = "interlink.snakemake.io/attempt"
-OUTPUTS_ANNOTATION = "interlink.snakemake.io/outputs"
+OUTPUTS_ANNOTATION = "interlink.snakemake.io/output-hashes"  # runs.py reads both
+JOB_KEY_ANNOTATION = "interlink.snakemake.io/job-key"
 TIME_LIMIT_ANNOTATION = "interlink.snakemake.io/time-limit-minutes"
 HTCONDOR_SINGULARITY_OPTIONS = "htcondor-job.vk.io/singularity-options"
 MESH_NETWORK_ANNOTATION = "interlink.eu/mesh-network"  # "disabled": no FullMesh set-up
@@ -77,15 +80,17 @@ class JobSpec:
     command: str
     wildcards: Mapping[str, str] = field(default_factory=dict)
     outputs: tuple[str, ...] = ()
-
-    @property
-    def outputs_key(self) -> str:
-        """Names the job's outputs: a later run re-attaches to a pod with the same."""
-        return outputs_key(self.outputs)
+    key: str = ""  # what defines the job's result (runs.job_key)
 
 
-def outputs_key(outputs: tuple[str, ...]) -> str:
-    return hashlib.sha256("\n".join(sorted(outputs)).encode()).hexdigest()[:32]
+def output_hash(path: str) -> str:
+    """One output file, short: a later run of the same directory finds the pods that
+    write a file it is about to write (runs.py), without the paths' length."""
+    return hashlib.sha256(path.encode()).hexdigest()[:12]
+
+
+def output_hashes(outputs: tuple[str, ...]) -> str:
+    return " ".join(sorted({output_hash(o) for o in outputs}))
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,8 @@ class RunContext:
     namespace: str
     workdir: str
     image: str
+    host: str = ""
+    user: str = ""
     shared_fs: bool = True
     exit_dir: str | None = None  # where jobs write their exit status (completion.py)
     secret_name: str | None = None
@@ -104,7 +111,9 @@ class RunContext:
 
     @property
     def workdir_hash(self) -> str:
-        """Identifies the working directory, to find a dead run's pods again."""
+        """The working directory's path, for people: the same path on another machine
+        or in another user's JupyterHub gives the same hash, so nothing is decided by
+        it (runs.py proves which runs are this directory's)."""
         return hashlib.sha256(self.workdir.encode()).hexdigest()[:16]
 
     @property
@@ -113,10 +122,18 @@ class RunContext:
         return f"{RUN_LABEL}={self.run_id}"
 
     @property
-    def workdir_selector(self) -> str:
-        """This run's pods and those of earlier runs in the same directory, which a run
-        re-attaches to after Snakemake was killed."""
-        return f"{WORKDIR_LABEL}={self.workdir_hash}"
+    def labels(self) -> dict[str, str]:
+        """What the run's pods and Secret carry to say whose they are."""
+        labels = {
+            MANAGED_BY_LABEL: MANAGED_BY,
+            RUN_LABEL: self.run_id,
+            WORKDIR_LABEL: self.workdir_hash,
+        }
+        if self.host:
+            labels[HOST_LABEL] = label_value(self.host)
+        if self.user:
+            labels[USER_LABEL] = label_value(self.user)
+        return labels
 
 
 def pod_name(run_id: str, jobid: int, attempt: int) -> str:
@@ -196,18 +213,17 @@ def pod_for_job(
     name = pod_name(run.run_id, spec.jobid, spec.attempt)
     labels = {
         **settings.labels,
-        MANAGED_BY_LABEL: MANAGED_BY,
-        RUN_LABEL: run.run_id,
+        **run.labels,
         RULE_LABEL: label_value(spec.rule),
         JOBID_LABEL: str(spec.jobid),
-        WORKDIR_LABEL: run.workdir_hash,
     }
     annotations = {
         **res.annotations,
         RULE_ANNOTATION: spec.rule,
         WILDCARDS_ANNOTATION: json.dumps(dict(spec.wildcards), ensure_ascii=False),
         ATTEMPT_ANNOTATION: str(spec.attempt),
-        OUTPUTS_ANNOTATION: spec.outputs_key,
+        OUTPUTS_ANNOTATION: output_hashes(spec.outputs),
+        JOB_KEY_ANNOTATION: spec.key,
     }
     if res.time_limit_minutes is not None:
         annotations[TIME_LIMIT_ANNOTATION] = str(res.time_limit_minutes)

@@ -187,9 +187,9 @@ class ExecutorSettings(ExecutorSettingsBase):
         "Pods created in parallel when Snakemake releases many jobs at once.", 4
     )
     remove_orphans: bool = _setting(
-        "Delete pods of earlier, killed runs in the same working directory that no "
-        "job of this run re-attached to. Off: they are listed with the command that "
-        "removes them.",
+        "Delete pods of earlier, killed runs of this working directory (recorded in "
+        ".snakemake/interlink/runs) that no job of this run re-attached to. Off: "
+        "they are listed with the command that removes them.",
         False,
     )
     keep_failed_pods: bool = _setting(

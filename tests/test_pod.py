@@ -182,6 +182,31 @@ def test_labels_valid_for_any_rule_name(settings, run, rule):
 
 
 @pytest.mark.parametrize("text", HOSTILE)
+def test_host_and_user_labels_are_valid_for_any_name(settings, run, text):
+    """For people reading kubectl get pods (JupyterHub: host jupyter-<user>, user
+    jovyan); the pod and the run's Secret carry the same."""
+    named = RunContext(**{**run.__dict__, "host": text, "user": text + "@EXAMPLE"})
+    manifest, _ = pod_for_job(spec(), settings, named)
+    labels = manifest["metadata"]["labels"]
+    assert {k: labels[k] for k in named.labels} == named.labels
+    for key in ("interlink.snakemake.io/host", "interlink.snakemake.io/user"):
+        if text:
+            assert LABEL_VALUE.match(labels[key]) and len(labels[key]) <= 63
+        else:
+            assert key not in labels or LABEL_VALUE.match(labels[key])
+
+
+def test_pods_carry_the_job_key_and_each_output(settings, run):
+    manifest, _ = pod_for_job(
+        spec(outputs=("b.txt", "a.txt"), key="0123abcd"), settings, run
+    )
+    annotations = manifest["metadata"]["annotations"]
+    assert annotations["interlink.snakemake.io/job-key"] == "0123abcd"
+    hashes = annotations["interlink.snakemake.io/output-hashes"].split()
+    assert len(hashes) == 2 and hashes == sorted(hashes)
+
+
+@pytest.mark.parametrize("text", HOSTILE)
 def test_label_value(text):
     value = label_value(text)
     assert LABEL_VALUE.match(value) and len(value) <= 63
