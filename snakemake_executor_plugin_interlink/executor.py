@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import getpass
+import math
 import os
-import re
-import signal
 import socket
 import threading
 import time
@@ -24,23 +22,20 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import SharedFSUsage
 
+from .access import api_problem, check_access
 from .board import StatusBoard
+from .cleanup import CANCEL_WAIT_SECONDS, RunCleanup
 from .completion import ExitMarkers, LogProbe
 from .jobargs import check_target_jobs, shell_words
 from .kube import (
     CreateUncertain,
-    Forbidden,
     KubeClient,
     KubeError,
-    NotFound,
-    Unauthorized,
     load_access,
 )
 from .logs import (
-    command_exit_status,
     log_path,
     store_log,
-    tail,
     wildcards_text,
     write_log,
 )
@@ -54,7 +49,7 @@ from .pod import (
     secret_name,
 )
 from .progress import Progress
-from .report import JobRow, jobs_tsv, timeline_html
+from .report import JobRow, failure_message, jobs_tsv, timeline_html
 from .runs import (
     MARKERS,
     Leftovers,
@@ -66,34 +61,19 @@ from .runs import (
     run_of,
     runs_selector,
 )
+from .secret import SecretError, secret_manifest
 from .settings import CheckedSettings
 from .status import (
     PodStatus,
     State,
     may_have_ended,
-    submission_in_flight,
 )
+from .termination import TerminationGrace
 from .tracker import PodTracker
 
-SECRET_LIMIT_BYTES = 1024 * 1024 - 4096  # a Secret holds 1 MiB, minus metadata
-CANCEL_WAIT_SECONDS = 30.0
-SUBMISSION_WAIT_SECONDS = 20.0  # on cancel, for creates in flight at the site
 CLEANUP_SECONDS = 30.0  # per request, at the end of a run
 TERMINATED_CLEANUP_SECONDS = 5.0  # per request, after SIGTERM
 EARLIER_RUNS_LIST_SECONDS = 60.0  # to see what killed runs of this directory left
-_ENV_NAME = re.compile(r"^[-._a-zA-Z0-9]+$")
-
-# what the executor needs; docs/setup.md grants exactly this
-REQUIRED_PERMISSIONS = (
-    ("create", "pods", ""),
-    ("get", "pods", ""),
-    ("list", "pods", ""),
-    ("watch", "pods", ""),
-    ("delete", "pods", ""),
-    ("deletecollection", "pods", ""),
-    ("get", "pods", "log"),
-)
-SECRET_PERMISSIONS = (("create", "secrets", ""), ("delete", "secrets", ""))
 
 
 class Executor(RemoteExecutor):
@@ -101,8 +81,7 @@ class Executor(RemoteExecutor):
         # the base class starts its status thread before __post_init__ has run
         self._ready = threading.Event()
         self._cancelling = False
-        self._terminated_at: float | None = None  # when SIGTERM came
-        self._sigterm_handler: Any = None  # Snakemake's, while ours wraps it
+        self.termination = TerminationGrace(math.inf)  # its grace from the settings
         # what shutdown stops, closes and joins, in reverse order of creation; a
         # start-up that fails releases what it had started
         self._started = contextlib.ExitStack()
@@ -126,6 +105,7 @@ class Executor(RemoteExecutor):
 
     def __post_init__(self) -> None:
         self.settings: CheckedSettings = self.workflow.executor_settings.checked
+        self.termination.seconds = self.settings.termination_grace
         try:
             access = load_access(
                 self.settings.context, self.settings.kubeconfig, self.settings.namespace
@@ -137,6 +117,7 @@ class Executor(RemoteExecutor):
         )
         self._started.callback(self.kube.close)
         self.namespace = access.namespace
+        self.cleanup = RunCleanup(self.kube, self.namespace, self.logger)
         env = self.envvars()
         shared_fs = (
             SharedFSUsage.INPUT_OUTPUT in self.workflow.storage_settings.shared_fs_usage
@@ -363,28 +344,6 @@ class Executor(RemoteExecutor):
     # -- start-up checks ---------------------------------------------------------
 
     def _check_access(self, needs_secrets: bool) -> None:
-        """Refuse to start without the permissions the run needs, naming each one,
-        and check a probe pod with the server (dry run) before creating anything."""
-        wanted = REQUIRED_PERMISSIONS + (SECRET_PERMISSIONS if needs_secrets else ())
-        ns = self.namespace
-        try:
-            answers = list(self._pool.map(lambda p: self.kube.can_i(ns, *p), wanted))
-        except Forbidden:
-            answers = [True] * len(wanted)  # reviews not allowed: the dry run decides
-        except KubeError as e:
-            raise WorkflowError(self._api_problem("check permissions", e)) from None
-        missing = [
-            f"{verb} {resource}{'/' + sub if sub else ''}"
-            for (verb, resource, sub), ok in zip(wanted, answers, strict=True)
-            if not ok
-        ]
-        if missing:
-            raise WorkflowError(
-                f"The Kubernetes user of {self.kube.access.source} lacks permissions "
-                f"in namespace {ns!r}: {', '.join(missing)}. Grant them with the Role "
-                "in docs/setup.md (or, if the namespace does not exist, create it or "
-                "choose another with --interlink-namespace)."
-            )
         probe, _ = pod_for_job(
             JobSpec(
                 jobid=0,
@@ -397,54 +356,19 @@ class Executor(RemoteExecutor):
             self.settings,
             self.run,
         )
-        try:
-            self.kube.dry_run_create_pod(ns, probe)
-        except NotFound:
-            raise WorkflowError(
-                f"Namespace {ns!r} does not exist. Create it, or choose another with "
-                "--interlink-namespace."
-            ) from None
-        except KubeError as e:
-            raise WorkflowError(self._api_problem("create pods (dry run)", e)) from None
+        check_access(self.kube, self.namespace, needs_secrets, probe, self._pool)
 
     def _api_problem(self, what: str, error: KubeError) -> str:
-        hint = ""
-        if isinstance(error, Forbidden):
-            hint = " Grant the Role in docs/setup.md."
-        elif isinstance(error, Unauthorized):
-            hint = " The credentials were refused: log in again or check the token."
-        return (
-            f"Cannot {what} in namespace {self.namespace!r} with "
-            f"{self.kube.access.source}: {error}.{hint}"
-        )
+        return api_problem(what, self.namespace, self.kube.access.source, error)
 
     def _create_secret(self, env: dict[str, str]) -> None:
         """Environment values travel in one per-run Secret, never in the pod spec."""
-        if not env:
+        if not env or self.run.secret_name is None:
             return
-        bad = [name for name in env if not _ENV_NAME.match(name)]
-        if bad:
-            raise WorkflowError(
-                f"Environment variable names {bad} cannot be Secret keys; rename them."
-            )
-        data = {k: base64.b64encode(v.encode()).decode() for k, v in env.items()}
-        size = sum(len(k) + len(v) for k, v in data.items())
-        if size > SECRET_LIMIT_BYTES:
-            raise WorkflowError(
-                f"The jobs' environment ({', '.join(sorted(env))}) takes {size} "
-                f"bytes, more than a Kubernetes Secret holds ({SECRET_LIMIT_BYTES}); "
-                "pass fewer or smaller variables with --envvars."
-            )
-        manifest = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": "Opaque",
-            "metadata": {
-                "name": self.run.secret_name,
-                "labels": self.run.labels,
-            },
-            "data": data,
-        }
+        try:
+            manifest = secret_manifest(self.run.secret_name, self.run.labels, env)
+        except SecretError as e:
+            raise WorkflowError(str(e)) from None
         try:
             self.kube.create_secret(self.namespace, manifest)
         except KubeError as e:
@@ -461,7 +385,7 @@ class Executor(RemoteExecutor):
     def run_jobs(self, jobs: list[JobExecutorInterface]) -> None:
         """Validate the whole ready set first (bad resources fail before any pod of
         it exists), then create the pods concurrently, bounded by the setting."""
-        self._bound_sigterm()
+        self.termination.install()
         manifests = []
         resumed = []
         for job in jobs:
@@ -561,40 +485,6 @@ class Executor(RemoteExecutor):
 
     # -- SIGTERM -----------------------------------------------------------------
 
-    def _bound_sigterm(self) -> None:
-        """Snakemake's SIGTERM handler (set once its scheduler exists, hence here, in
-        the first submission) waits for running jobs however long they run. Ours
-        notes the time and calls it; status rounds end the wait after the grace."""
-        if (
-            self._sigterm_handler is not None
-            or threading.current_thread() is not threading.main_thread()
-        ):
-            return
-        snakemakes = signal.getsignal(signal.SIGTERM)
-
-        def on_sigterm(signum: int, frame: Any) -> None:
-            if self._terminated_at is None:
-                self._terminated_at = time.monotonic()
-            if callable(snakemakes):
-                snakemakes(signum, frame)
-
-        signal.signal(signal.SIGTERM, on_sigterm)
-        self._sigterm_handler = snakemakes
-
-    def _restore_sigterm(self) -> None:
-        if self._sigterm_handler is None:
-            return
-        with contextlib.suppress(ValueError):  # not the main thread
-            signal.signal(signal.SIGTERM, self._sigterm_handler)
-        self._sigterm_handler = None
-
-    def _grace_over(self) -> bool:
-        return (
-            self._terminated_at is not None
-            and time.monotonic() - self._terminated_at
-            >= self.settings.termination_grace
-        )
-
     def _cancel_after_grace(self, active_jobs: list[SubmittedJobInfo]) -> None:
         """After SIGTERM's grace: cancel what still runs, as Ctrl-C does, with a short
         request budget so that an API outage cannot hold the exit. The pods cannot be
@@ -626,7 +516,7 @@ class Executor(RemoteExecutor):
             for info in active_jobs:
                 yield info
             return
-        if self._grace_over():  # whatever the API does: bounded
+        if self.termination.over():  # whatever the API does: bounded
             await asyncio.to_thread(self._cancel_after_grace, active_jobs)
             return
         # in a thread: a round may send one GET (board.py), never on the event loop
@@ -709,16 +599,14 @@ class Executor(RemoteExecutor):
         if status.state == State.SUCCEEDED:
             self.report_job_success(info)
             return
-        lines = tail(text)
-        reason = status.reason
-        inner = command_exit_status(text)
-        if inner is not None and status.exit_code is not None:
-            reason += f" (the rule's command exited with status {inner})"
-        msg = f"interlink: job {info.job.jobid} (pod {name}) failed: {reason}.\n"
-        if lines:
-            msg += f"Last lines of its log ({path}):\n{lines}\n"
-        if name in self._kept:
-            msg += f"The pod is kept: kubectl -n {self.namespace} describe pod {name}\n"
+        msg = failure_message(
+            job.jobid,
+            name,
+            status,
+            text,
+            str(path),
+            self.namespace if name in self._kept else None,
+        )
         self.report_job_error(info, msg=msg, aux_logs=[str(path)])
 
     async def sleep(self) -> None:
@@ -737,80 +625,18 @@ class Executor(RemoteExecutor):
         """Delete every pod of the run by its label, not only the jobs handed in: during
         a status round Snakemake hands over an empty list."""
         self._cancelling = True
-        if self._terminated_at is None:  # Ctrl-C: an API outage must not hold it
+        if not self.termination.received:  # Ctrl-C: an API outage must not hold it
             self.kube.limit_retries(CLEANUP_SECONDS)
         self.tracker.stop()
         if self.probe:
             self.probe.stop()
         # a wide submission may still be creating pods: stop it before deleting
         self._pool.shutdown(wait=True, cancel_futures=True)
-        try:
-            self._wait_for_submissions()
-            self.kube.delete_pods(self.namespace, self._runs_selector())
-            self._wait_until_no_pods()
-        except KubeError as e:
-            self.logger.error(
-                f"interlink: could not delete the run's pods: {e}. Remove them with: "
-                f"kubectl -n {self.namespace} delete pods -l '{self._runs_selector()}'"
-            )
+        self.cleanup.cancel(self._runs_selector())
 
     def _runs_selector(self) -> str:
         """This run and the killed runs it re-attached to."""
         return runs_selector({self.run.run_id, *self._adopted_runs})
-
-    def _wait_for_submissions(self) -> None:
-        """Give the virtual node a bounded time to finish the batch jobs it is
-        creating: a pod deleted before its JobID exists leaves its job running."""
-        deadline = time.monotonic() + SUBMISSION_WAIT_SECONDS
-        while True:
-            pods, _ = self.kube.list_pods(self.namespace, self._runs_selector())
-            creating = sorted(
-                p["metadata"]["name"] for p in pods if submission_in_flight(p)
-            )
-            if not creating:
-                return
-            if time.monotonic() > deadline:
-                self.logger.warning(
-                    f"interlink: {len(creating)} pod(s) were still being submitted by "
-                    f"the virtual node ({', '.join(creating[:5])}); their batch jobs "
-                    "may run on at the site without a pod."
-                )
-                return
-            time.sleep(0.5)
-
-    def _wait_until_no_pods(self) -> None:
-        """The virtual node cancels the batch job, then removes the pod."""
-        deadline = time.monotonic() + CANCEL_WAIT_SECONDS
-        while True:
-            pods, _ = self.kube.list_pods(self.namespace, self._runs_selector())
-            if not pods:
-                return
-            if time.monotonic() > deadline:
-                self.logger.warning(
-                    f"interlink: {len(pods)} pod(s) of the run are still being deleted "
-                    "by the virtual node (is it Ready?). Check with: kubectl -n "
-                    f"{self.namespace} get pods -l '{self._runs_selector()}'"
-                )
-                return
-            time.sleep(0.5)
-
-    def _delete_remaining_pods(self) -> None:
-        """What the run still holds (a job reported while its delete failed, a pod of
-        a job Snakemake dropped): one deletecollection by label, then one LIST to
-        verify, whatever the number of pods. Kept failed pods stay."""
-        selector = self._runs_selector()
-        try:
-            left = self.kube.delete_pods_verified(self.namespace, selector, self._kept)
-        except KubeError as e:
-            problem = f"could not delete the run's pods: {e}"
-        else:
-            if not left:
-                return
-            problem = f"{len(left)} pod(s) of the run were not deleted"
-        self.logger.warning(
-            f"interlink: {problem}. Remove them with: kubectl -n {self.namespace} "
-            f"delete pods -l '{selector}'"
-        )
 
     def _write_report(self) -> None:
         if self.settings.no_report or not self._rows:
@@ -868,13 +694,13 @@ class Executor(RemoteExecutor):
 
     def shutdown(self) -> None:
         super().shutdown()
-        self._restore_sigterm()
+        self.termination.restore()
         if self._closed:
             return
         self._closed = True
         self.kube.limit_retries(
             CLEANUP_SECONDS
-            if self._terminated_at is None
+            if not self.termination.received
             else TERMINATED_CLEANUP_SECONDS
         )
         self.tracker.stop()
@@ -889,7 +715,7 @@ class Executor(RemoteExecutor):
         self._handle_orphans(set(ours) | self._kept)
         # else cancel_jobs deleted them by label, or said how
         if not self._cancelling and (set(ours) | self._undeleted) - self._kept:
-            self._delete_remaining_pods()
+            self.cleanup.delete_remaining(self._runs_selector(), self._kept)
         secrets = [secret_name(run) for run in self._adopted_runs if run]
         if self._secret_created:
             secrets.append(self.run.secret_name)

@@ -16,7 +16,6 @@ from pathlib import Path
 from .kube import KubeClient, KubeError
 from .pod import CONTAINER
 
-ERROR_TAIL_LINES = 20
 _UNSAFE = re.compile(r"[^\w.=,+@-]+")
 
 
@@ -107,17 +106,3 @@ def unfetched_log_text(namespace: str, pod: str, error: KubeError) -> str:
         f"[interlink] while the pod exists (--interlink-keep-failed-pods keeps failed "
         f"ones): kubectl -n {namespace} logs {pod} --limit-bytes=1000000\n"
     )
-
-
-_COMMAND_STATUS = re.compile(r"returned non-zero exit status (\d+)")
-
-
-def command_exit_status(text: str) -> int | None:
-    """The exit status of the rule's own command, which Snakemake inside the job
-    prints before exiting 1 itself."""
-    found = _COMMAND_STATUS.findall(text)
-    return int(found[-1]) if found else None
-
-
-def tail(text: str, lines: int = ERROR_TAIL_LINES) -> str:
-    return "\n".join(text.rstrip("\n").splitlines()[-lines:])

@@ -8,6 +8,7 @@ sees at a glance what offloading cost. Inline SVG only: no scripts, fonts or net
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -174,3 +175,41 @@ def _page(title: str, body: str) -> str:
         f"<title>{html.escape(title)}</title><style>{style}</style></head>"
         f"<body><h1>{html.escape(title)}</h1>{body}</body></html>\n"
     )
+
+
+ERROR_TAIL_LINES = 20
+_COMMAND_STATUS = re.compile(r"returned non-zero exit status (\d+)")
+
+
+def command_exit_status(text: str) -> int | None:
+    """The exit status of the rule's own command, which Snakemake inside the job
+    prints before exiting 1 itself."""
+    found = _COMMAND_STATUS.findall(text)
+    return int(found[-1]) if found else None
+
+
+def tail(text: str, lines: int = ERROR_TAIL_LINES) -> str:
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+def failure_message(
+    jobid: int | str,
+    pod: str,
+    status: PodStatus,
+    log_text: str,
+    log_file: str,
+    kept_in_namespace: str | None = None,
+) -> str:
+    """What Snakemake shows for a failed job: the cause, the rule's own exit status
+    when the log tells it, the log's last lines, and how to look at a kept pod."""
+    reason = status.reason
+    inner = command_exit_status(log_text)
+    if inner is not None and status.exit_code is not None:
+        reason += f" (the rule's command exited with status {inner})"
+    msg = f"interlink: job {jobid} (pod {pod}) failed: {reason}.\n"
+    lines = tail(log_text)
+    if lines:
+        msg += f"Last lines of its log ({log_file}):\n{lines}\n"
+    if kept_in_namespace is not None:
+        msg += f"The pod is kept: kubectl -n {kept_in_namespace} describe pod {pod}\n"
+    return msg

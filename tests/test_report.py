@@ -3,9 +3,12 @@
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from snakemake_executor_plugin_interlink.report import (
     COLUMNS,
     JobRow,
+    failure_message,
     jobs_tsv,
     timeline_html,
 )
@@ -67,8 +70,57 @@ def test_timeline_escapes_hostile_names():
 
 
 def test_the_rules_own_exit_status_is_found_in_the_log():
-    from snakemake_executor_plugin_interlink.logs import command_exit_status
+    from snakemake_executor_plugin_interlink.report import command_exit_status
 
     text = "x\nCommand 'set -euo pipefail;  exit 3' returned non-zero exit status 3.\n"
     assert command_exit_status(text) == 3
     assert command_exit_status("no such line") is None
+
+
+@pytest.mark.parametrize(
+    ("status", "log", "kept", "expected", "absent"),
+    [
+        (
+            PodStatus(State.FAILED, "exit code 1", exit_code=1),
+            "line\nCommand 'false' returned non-zero exit status 3.\n",
+            None,
+            [
+                "interlink: job 7 (pod p) failed: exit code 1 (the rule's command "
+                "exited with status 3).",
+                "Last lines of its log (x.log):\nline\n",
+            ],
+            ["kept"],
+        ),
+        (
+            PodStatus(State.FAILED, "out of memory (OOMKilled)", exit_code=None),
+            "returned non-zero exit status 9",
+            "ns",
+            [
+                "failed: out of memory (OOMKilled).",
+                "The pod is kept: kubectl -n ns describe pod p",
+            ],
+            ["exited with status"],  # no pod exit code: not the command's doing
+        ),
+        (
+            PodStatus(State.FAILED, "deleted", exit_code=None),
+            "",
+            None,
+            ["failed: deleted.\n"],
+            ["Last lines"],
+        ),
+    ],
+)
+def test_a_failure_message_says_cause_log_tail_and_kept_pod(
+    status, log, kept, expected, absent
+):
+    msg = failure_message(7, "p", status, log, "x.log", kept)
+    for part in expected:
+        assert part in msg
+    for part in absent:
+        assert part not in msg
+
+
+def test_a_failure_message_shows_only_the_last_lines():
+    log = "\n".join(f"line {i}" for i in range(100))
+    msg = failure_message("group-uuid", "p", PodStatus(State.FAILED, "x"), log, "l")
+    assert "line 79" not in msg and "line 80" in msg and "line 99" in msg
