@@ -340,6 +340,11 @@ class _BearerAuth(httpx.Auth):
                 return self._cached[1]  # another request reloaded meanwhile
             if self._access.reload:
                 self._access.reload()
+                logger.warning(  # rare: the package renews tokens before they expire
+                    "interlink: the API server refused the credentials (401); "
+                    "reloaded them from the %s",
+                    self._access.source,
+                )
             return self._ask()
 
     def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
