@@ -253,11 +253,17 @@ def load_access(
             ns = _in_cluster_namespace()
             source = "in-cluster service account"
         elif not files:
+            where = os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG
+            if context is not None:
+                raise KubeError(
+                    f"--interlink-context {context}: no kubeconfig at {where}. Set "
+                    "KUBECONFIG or --interlink-kubeconfig to the file that defines it."
+                )
             raise KubeError(
-                "No Kubernetes configuration: no kubeconfig at "
-                f"{os.environ.get('KUBECONFIG') or DEFAULT_KUBECONFIG}, and not "
-                "inside a pod with a service account. Use --interlink-kubeconfig or "
-                "--interlink-context, or set KUBECONFIG."
+                f"No Kubernetes configuration: no kubeconfig at {where}, and not "
+                "inside a pod (KUBERNETES_SERVICE_HOST/PORT and a service-account "
+                "token). Use --interlink-kubeconfig or --interlink-context, or set "
+                "KUBECONFIG."
             )
         else:
             credentials = _Credentials(from_kubeconfig)
@@ -320,6 +326,7 @@ class _BearerAuth(httpx.Auth):
         self._cached: tuple[float, str | None] | None = None
 
     def _ask(self) -> str | None:
+        """The token of the moment, cached; called under self._lock."""
         token = self._access.token() if self._access.token else None
         self._cached = (time.monotonic(), token)
         return token

@@ -577,6 +577,11 @@ def test_named_kubeconfig_must_exist(pod, tmp_path):
     assert str(tmp_path / "nope") in str(caught.value)
 
 
+def test_a_named_context_needs_a_kubeconfig_even_inside_a_pod(pod):
+    with pytest.raises(KubeError, match="--interlink-context hpc: no kubeconfig"):
+        kube.load_access(context="hpc")
+
+
 def test_nothing_to_load_names_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("KUBECONFIG", raising=False)
