@@ -271,7 +271,9 @@ def load_access(
                 config_file=os.pathsep.join(map(str, files))
             )
             named = next((c for c in contexts if c["name"] == chosen), None)
-            ns = ((named or {}).get("context") or {}).get("namespace", "default")
+            ns = ((named or {}).get("context") or {}).get("namespace")
+            if not ns:  # kubectl in a pod: the pod's namespace, else 'default'
+                ns = _in_cluster_namespace() if in_cluster_possible() else "default"
             source = f"kubeconfig (context {chosen})"
     except (config.ConfigException, OSError) as e:
         raise KubeError(

@@ -514,6 +514,16 @@ def test_kubeconfig_wins_over_the_service_account_inside_a_pod(
     assert access.source == "kubeconfig (context laptop)"
 
 
+def test_inside_a_pod_a_context_without_namespace_takes_the_pods(
+    pod, tmp_path, monkeypatch
+):
+    # kubectl does the same (client-go DeferredLoadingClientConfig.Namespace)
+    (tmp_path / "config").write_text(TWO_CONTEXTS)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "config"))
+    access = kube.load_access(context="no-namespace")
+    assert (access.server, access.namespace) == ("https://b.example:6443", "pod-ns")
+
+
 def test_home_kubeconfig_wins_over_the_service_account_inside_a_pod(pod, tmp_path):
     (tmp_path / "home" / ".kube").mkdir(parents=True)
     (tmp_path / "home" / ".kube" / "config").write_text(POD_CONFIG)
