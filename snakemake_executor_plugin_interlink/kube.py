@@ -4,7 +4,7 @@ Errors raised here (nothing of httpx leaks out):
 
     KubeError                 any failed API call; .status is the HTTP code or None
     ├── TransientError        connection failure, 429 or 5xx that outlived the retries
-    ├── Unauthorized (401)    after one credential reload
+    ├── Unauthorized (401)    after a retry with reloaded credentials
     ├── Forbidden (403)       RBAC: the message names the verb and resource
     ├── NotFound (404)
     ├── Conflict (409)
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml  # PyYAML: a dependency of the kubernetes package
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -42,7 +43,8 @@ from tenacity import (
 
 logger = logging.getLogger("snakemake.interlink")
 
-IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+DEFAULT_KUBECONFIG = "~/.kube/config"
 TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_ERROR_TEXT = 500  # never echo more of a server's answer
 
@@ -136,7 +138,84 @@ class ClusterAccess:
     verify: ssl.SSLContext | bool = True
     cert: tuple[str, str] | None = None
     token: Callable[[], str | None] | None = None  # "Bearer ..." header value
+    # renews the credentials now (re-reads the token file, re-runs the exec plugin)
     reload: Callable[[], None] | None = field(default=None, repr=False)
+
+
+def kubeconfig_files(kubeconfig: Path | None) -> list[Path]:
+    """The kubeconfig files kubectl reads, in its order: the named one (which must
+    exist); else each file of $KUBECONFIG (a colon-separated list: missing files are
+    skipped, repeated ones read once); else ~/.kube/config if it exists."""
+    if kubeconfig is not None:
+        path = kubeconfig.expanduser()
+        if not path.exists():
+            raise KubeError(
+                f"--interlink-kubeconfig {kubeconfig}: no such file. Give an existing "
+                "kubeconfig, or leave the setting out to use $KUBECONFIG or "
+                "~/.kube/config."
+            )
+        return [path]
+    listed = os.environ.get("KUBECONFIG", "")
+    names = (
+        [n for n in listed.split(os.pathsep) if n] if listed else [DEFAULT_KUBECONFIG]
+    )
+    paths = dict.fromkeys(Path(n).expanduser() for n in names)
+    return [p for p in paths if p.exists()]
+
+
+def _current_context(files: list[Path]) -> str | None:
+    """kubectl takes current-context from the first file that sets it; the kubernetes
+    package, merging the same list, from the last."""
+    for path in files:
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as e:
+            raise KubeError(f"Cannot read the kubeconfig {path}: {e}") from None
+        if isinstance(data, dict) and data.get("current-context"):
+            return str(data["current-context"])
+    return None
+
+
+def in_cluster_possible() -> bool:
+    """client-go's test: the API's address in the environment and a token file."""
+    return (
+        bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+        and bool(os.environ.get("KUBERNETES_SERVICE_PORT"))
+        and (SERVICE_ACCOUNT_DIR / "token").is_file()
+    )
+
+
+def _in_cluster_namespace() -> str:
+    """client-go's order: $POD_NAMESPACE (downward API), the service account's
+    namespace file, 'default'."""
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    with contextlib.suppress(OSError):
+        return (SERVICE_ACCOUNT_DIR / "namespace").read_text().strip() or "default"
+    return "default"
+
+
+class _Credentials:
+    """The kubernetes package's view of the credentials, renewable on demand.
+
+    Its refresh hook re-reads a service-account token file (at most once a minute)
+    and re-runs an exec plugin whose token expired, on every ask. After a 401, reload
+    loads everything anew: the token file is read and the exec plugin run now, and
+    the fresh configuration brings its own refresh hook, so that periodic refresh
+    goes on after any number of 401s."""
+
+    def __init__(self, load: Callable[[], Any]):
+        self._load = load
+        self.configuration = load()
+
+    def token(self) -> str | None:
+        value = self.configuration.get_api_key_with_prefix(
+            "BearerToken", alias="authorization"
+        )
+        return value.strip() if value else None  # a token file may end in a newline
+
+    def reload(self) -> None:
+        self.configuration = self._load()
 
 
 def load_access(
@@ -144,35 +223,70 @@ def load_access(
     kubeconfig: Path | None = None,
     namespace: str | None = None,
 ) -> ClusterAccess:
-    """A named context wins; then the in-cluster service account; then the current
-    context of the default kubeconfig."""
+    """kubectl's order: a named context or kubeconfig; else the kubeconfig files of
+    $KUBECONFIG or ~/.kube/config; only when none exists or none names a current
+    context, the in-cluster service account. A named context or kubeconfig is always
+    used (kubectl would fall back to the service account when it names no context)."""
     from kubernetes import client, config
+    from kubernetes.config.incluster_config import InClusterConfigLoader
 
-    in_cluster = "KUBERNETES_SERVICE_HOST" in os.environ
-    cfg = client.Configuration()
+    files = kubeconfig_files(kubeconfig)
+    chosen = context or _current_context(files)
+    explicit = context is not None or kubeconfig is not None
+
+    def from_service_account() -> Any:
+        cfg = client.Configuration()
+        InClusterConfigLoader(
+            token_filename=str(SERVICE_ACCOUNT_DIR / "token"),
+            cert_filename=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
+        ).load_and_set(cfg)
+        return cfg
+
+    def from_kubeconfig() -> Any:
+        cfg = client.Configuration()
+        config.load_kube_config(
+            config_file=os.pathsep.join(map(str, files)),
+            context=chosen,
+            client_configuration=cfg,
+            persist_config=False,
+        )
+        return cfg
+
     try:
-        if context is None and kubeconfig is None and in_cluster:
-            config.load_incluster_config(client_configuration=cfg)
-            ns = IN_CLUSTER_NAMESPACE.read_text().strip()
+        if not explicit and chosen is None and in_cluster_possible():
+            credentials = _Credentials(from_service_account)
+            ns = _in_cluster_namespace()
             source = "in-cluster service account"
-        else:
-            path = str(kubeconfig) if kubeconfig else None
-            config.load_kube_config(
-                config_file=path,
-                context=context,
-                client_configuration=cfg,
-                persist_config=False,
+        elif not files:
+            where = os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG
+            if context is not None:
+                raise KubeError(
+                    f"--interlink-context {context}: no kubeconfig at {where}. Set "
+                    "KUBECONFIG or --interlink-kubeconfig to the file that defines it."
+                )
+            raise KubeError(
+                f"No Kubernetes configuration: no kubeconfig at {where}, and not "
+                "inside a pod (KUBERNETES_SERVICE_HOST/PORT and a service-account "
+                "token). Use --interlink-kubeconfig or --interlink-context, or set "
+                "KUBECONFIG."
             )
-            contexts, active = config.list_kube_config_contexts(config_file=path)
-            chosen = next((c for c in contexts if c["name"] == context), active)
-            ns = (chosen or {}).get("context", {}).get("namespace", "default")
-            source = f"kubeconfig (context {chosen['name'] if chosen else '?'})"
+        else:
+            credentials = _Credentials(from_kubeconfig)
+            contexts, _ = config.list_kube_config_contexts(
+                config_file=os.pathsep.join(map(str, files))
+            )
+            named = next((c for c in contexts if c["name"] == chosen), None)
+            ns = ((named or {}).get("context") or {}).get("namespace")
+            if not ns:  # kubectl in a pod: the pod's namespace, else 'default'
+                ns = _in_cluster_namespace() if in_cluster_possible() else "default"
+            source = f"kubeconfig (context {chosen})"
     except (config.ConfigException, OSError) as e:
         raise KubeError(
             f"Cannot load the Kubernetes configuration: {e}. Use --interlink-context "
             "or --interlink-kubeconfig, or set KUBECONFIG."
         ) from None
 
+    cfg = credentials.configuration
     verify: ssl.SSLContext | bool = True
     if not cfg.verify_ssl:
         verify = False
@@ -182,19 +296,14 @@ def load_access(
     if isinstance(verify, ssl.SSLContext) and cert:
         verify.load_cert_chain(*cert)
 
-    def token() -> str | None:
-        # runs the exec plugin or re-reads the service-account token when expired
-        return cfg.get_api_key_with_prefix("BearerToken", alias="authorization")
-
     def reload() -> None:
-        fresh = load_access(context, kubeconfig, namespace)
-        cfg.api_key = {}
-        if fresh.token:
-            value = fresh.token()
-            if value:
-                cfg.api_key["BearerToken"] = value.removeprefix("Bearer ").strip()
-                cfg.api_key_prefix["BearerToken"] = "Bearer"
-        cfg.refresh_api_key_hook = None
+        try:
+            credentials.reload()
+        except (config.ConfigException, OSError) as e:
+            raise KubeError(
+                f"Cannot reload the Kubernetes credentials ({source}) after the API "
+                f"server refused them: {e}"
+            ) from None
 
     return ClusterAccess(
         server=cfg.host.rstrip("/"),
@@ -202,17 +311,19 @@ def load_access(
         source=source,
         verify=verify,
         cert=None if isinstance(verify, ssl.SSLContext) else cert,
-        token=token,
+        token=credentials.token,
         reload=reload,
     )
 
 
 class _BearerAuth(httpx.Auth):
-    """Adds the current token; on 401 reloads the credentials once and retries.
+    """Adds the current token; on 401 retries once with renewed credentials.
 
     The token is asked for at most every TOKEN_TTL seconds: asking runs the
     kubernetes package's refresh hook, which costs more than a pod create's own work.
-    Rotated tokens are picked up by then, and at once after a 401."""
+    Rotated tokens are picked up by then, and at once after a 401. Of the requests
+    refused together, the first reloads the credentials and the others reuse them:
+    reloading may run an exec plugin."""
 
     TOKEN_TTL = 30.0
 
@@ -221,13 +332,34 @@ class _BearerAuth(httpx.Auth):
         self._lock = threading.Lock()
         self._cached: tuple[float, str | None] | None = None
 
-    def _header(self, fresh: bool = False) -> str | None:
+    def _ask(self) -> str | None:
+        """The token of the moment, cached; called under self._lock."""
+        token = self._access.token() if self._access.token else None
+        self._cached = (time.monotonic(), token)
+        return token
+
+    def _header(self) -> str | None:
         with self._lock:
-            now = time.monotonic()
-            if fresh or self._cached is None or now - self._cached[0] > self.TOKEN_TTL:
-                token = self._access.token() if self._access.token else None
-                self._cached = (now, token)
+            if (
+                self._cached is None
+                or time.monotonic() - self._cached[0] > self.TOKEN_TTL
+            ):
+                return self._ask()
             return self._cached[1]
+
+    def _renewed(self, refused: str | None) -> str | None:
+        """A header other than the refused one, unless reloading gives the same."""
+        with self._lock:
+            if self._cached is not None and self._cached[1] != refused:
+                return self._cached[1]  # another request reloaded meanwhile
+            if self._access.reload:
+                self._access.reload()
+                logger.warning(  # rare: the package renews tokens before they expire
+                    "interlink: the API server refused the credentials (401); "
+                    "reloaded them from the %s",
+                    self._access.source,
+                )
+            return self._ask()
 
     def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
         header = self._header()
@@ -235,11 +367,11 @@ class _BearerAuth(httpx.Auth):
             request.headers["Authorization"] = header
         response = yield request
         if response.status_code == 401 and self._access.reload:
-            with self._lock:
-                self._access.reload()
-            header = self._header(fresh=True)
+            header = self._renewed(header)
             if header:
                 request.headers["Authorization"] = header
+            else:
+                request.headers.pop("Authorization", None)
             yield request
 
 

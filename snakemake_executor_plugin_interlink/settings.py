@@ -46,11 +46,14 @@ class ExecutorSettings(ExecutorSettingsBase):
         "account, else 'default'."
     )
     context: Optional[str] = _setting(
-        "kubeconfig context to use. Without it: the in-cluster service account when "
-        "running inside a pod, else the current context of the default kubeconfig."
+        "kubeconfig context to use. Without it, kubectl's order: the current context "
+        "of the kubeconfig; inside a pod with no kubeconfig (or one without a current "
+        "context), the pod's service account."
     )
     kubeconfig: Optional[Path] = _setting(
-        "kubeconfig file. Default: $KUBECONFIG or ~/.kube/config."
+        "kubeconfig file. Default, as kubectl: the files of $KUBECONFIG "
+        "(colon-separated, merged; missing ones skipped), else ~/.kube/config; when "
+        "none exists, the in-cluster service account."
     )
     node: Optional[str] = _setting(
         "Name of the interLink virtual node to run on (nodeSelector "

@@ -1,9 +1,15 @@
 """The API layer against httpx.MockTransport: faults a real server won't make on demand."""
 
+import datetime
 import json
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
 
+import certifi
 import httpx
 import pytest
 
@@ -411,12 +417,7 @@ contexts:
 def kubeconfig(tmp_path, monkeypatch):
     path = tmp_path / "config"
     path.write_text(TWO_CONTEXTS)
-    # what a process started with KUBECONFIG=path sees: the kubernetes package reads
-    # the variable once, when it is first imported
     monkeypatch.setenv("KUBECONFIG", str(path))
-    monkeypatch.setattr(
-        "kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION", str(path)
-    )
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     return path
 
@@ -455,3 +456,298 @@ def test_unknown_context_is_named_in_the_error(kubeconfig):
     with pytest.raises(KubeError, match="nowhere") as caught:
         kube.load_access(context="nowhere")
     assert "--interlink-context" in str(caught.value)
+
+
+# ------------------------------------------------ which source: kubectl's order, in a pod
+
+POD_CONFIG = """
+apiVersion: v1
+kind: Config
+current-context: pod-cluster
+clusters:
+- name: pod-cluster
+  cluster: {server: "https://c.example:6443", insecure-skip-tls-verify: true}
+users:
+- name: carol
+  user: {token: token-c}
+contexts:
+- name: pod-cluster
+  context: {cluster: pod-cluster, user: carol, namespace: jobs-c}
+"""
+
+
+@pytest.fixture
+def pod(tmp_path, monkeypatch):
+    """What a pod sees: the API's address in the environment, the service account's
+    token, CA and namespace in a directory, no kubeconfig anywhere."""
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    (account / "token").write_text("pod-token-1")
+    (account / "ca.crt").write_text(CA_CERT)
+    (account / "namespace").write_text("pod-ns")
+    monkeypatch.setattr(kube, "SERVICE_ACCOUNT_DIR", account)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("POD_NAMESPACE", raising=False)
+    return account
+
+
+# any PEM certificates serve as the pod's CA: no connection is made
+CA_CERT = Path(certifi.where()).read_text()
+IN_CLUSTER = ("https://10.0.0.1:443", "pod-ns", "bearer pod-token-1")
+
+
+def test_kubeconfig_wins_over_the_service_account_inside_a_pod(
+    pod, tmp_path, monkeypatch
+):
+    # kubectl's order: a kubeconfig found by $KUBECONFIG is used before the pod's
+    (tmp_path / "config").write_text(TWO_CONTEXTS)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "config"))
+    access = kube.load_access()
+    assert (access.server, access.namespace, access.token()) == (
+        "https://a.example:6443",
+        "jobs-a",
+        "Bearer token-a",
+    )
+    assert access.source == "kubeconfig (context laptop)"
+
+
+def test_inside_a_pod_a_context_without_namespace_takes_the_pods(
+    pod, tmp_path, monkeypatch
+):
+    # kubectl does the same (client-go DeferredLoadingClientConfig.Namespace)
+    (tmp_path / "config").write_text(TWO_CONTEXTS)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "config"))
+    access = kube.load_access(context="no-namespace")
+    assert (access.server, access.namespace) == ("https://b.example:6443", "pod-ns")
+
+
+def test_home_kubeconfig_wins_over_the_service_account_inside_a_pod(pod, tmp_path):
+    (tmp_path / "home" / ".kube").mkdir(parents=True)
+    (tmp_path / "home" / ".kube" / "config").write_text(POD_CONFIG)
+    access = kube.load_access()
+    assert (access.server, access.namespace) == ("https://c.example:6443", "jobs-c")
+
+
+@pytest.mark.parametrize(
+    "kubeconfig_env",
+    [
+        None,  # ~/.kube/config does not exist
+        "{tmp}/missing:{tmp}/also-missing",  # no file of the list exists
+        "{tmp}/no-current-context",  # kubectl: an empty configuration
+    ],
+)
+def test_without_a_kubeconfig_a_pod_uses_its_service_account(
+    pod, tmp_path, monkeypatch, kubeconfig_env
+):
+    (tmp_path / "no-current-context").write_text(
+        TWO_CONTEXTS.replace("current-context: laptop", "")
+    )
+    if kubeconfig_env:
+        monkeypatch.setenv("KUBECONFIG", kubeconfig_env.format(tmp=tmp_path))
+    access = kube.load_access()
+    assert (access.server, access.namespace, access.token()) == IN_CLUSTER
+    assert access.source == "in-cluster service account"
+    assert access.verify is not True, "the service account's CA is the trust root"
+
+
+def test_pod_namespace_variable_wins_over_the_service_accounts(pod, monkeypatch):
+    monkeypatch.setenv("POD_NAMESPACE", "downward")
+    assert kube.load_access().namespace == "downward"
+
+
+def test_kubeconfig_list_merges_first_wins_and_skips_missing_files(
+    tmp_path, monkeypatch, kubeconfig
+):
+    # kubectl: missing files are skipped, the first file that sets current-context
+    # (or a cluster, user, context name) wins; the kubernetes package alone would
+    # take the last file's current-context
+    second = tmp_path / "second"
+    second.write_text(POD_CONFIG)
+    listed = [tmp_path / "missing", kubeconfig, second]
+    monkeypatch.setenv("KUBECONFIG", ":".join(map(str, listed)))
+    assert kube.load_access().server == "https://a.example:6443"
+    assert kube.load_access(context="pod-cluster").namespace == "jobs-c"
+
+
+def test_a_broken_kubeconfig_is_an_error_not_a_reason_to_use_the_pods(
+    pod, tmp_path, monkeypatch
+):
+    (tmp_path / "config").write_text("clusters: [")
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "config"))
+    with pytest.raises(KubeError, match=str(tmp_path / "config")):
+        kube.load_access()
+
+
+def test_named_kubeconfig_must_exist(pod, tmp_path):
+    with pytest.raises(KubeError, match="--interlink-kubeconfig") as caught:
+        kube.load_access(kubeconfig=tmp_path / "nope")
+    assert str(tmp_path / "nope") in str(caught.value)
+
+
+def test_a_named_context_needs_a_kubeconfig_even_inside_a_pod(pod):
+    with pytest.raises(KubeError, match="--interlink-context hpc: no kubeconfig"):
+        kube.load_access(context="hpc")
+
+
+def test_nothing_to_load_names_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(KubeError, match=r"~/\.kube/config") as caught:
+        kube.load_access()
+    assert "--interlink-kubeconfig" in str(caught.value)
+
+
+# ------------------------------------------------ tokens that rotate during a long run
+
+
+class RotatingApiServer:
+    """Accepts the tokens it currently trusts, answers 401 to the others (a rotated
+    token whose bound object was deleted), and records which token each request
+    carried."""
+
+    def __init__(self) -> None:
+        self.trusted: set[str] = set()
+        self.seen: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        # as the API server parses it: "Bearer <token>", any case, nothing more
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        self.seen.append(token)
+        if scheme.lower() == "bearer" and token in self.trusted:
+            return httpx.Response(200, json={"ok": True})
+        return httpx.Response(401, json=status_body(401, "Unauthorized", "expired"))
+
+
+@dataclass
+class TokenSource:
+    """Where load_access finds its token, and how the outside world renews it."""
+
+    load: Callable[[], ClusterAccess]
+    rotate: Callable[[str], None]  # a new token where the source reads it
+    expire: Callable[[], None]  # the kubernetes package considers its token stale
+
+
+def in_cluster_source(pod: Path, monkeypatch) -> TokenSource:
+    def expire() -> None:  # the package re-reads the token file once a minute
+        later = datetime.datetime.now() + datetime.timedelta(minutes=2)
+        clock = SimpleNamespace(now=lambda: later)
+        monkeypatch.setattr(
+            "kubernetes.config.incluster_config.datetime",
+            SimpleNamespace(datetime=clock, timedelta=datetime.timedelta),
+        )
+
+    return TokenSource(
+        load=kube.load_access,
+        rotate=(pod / "token").write_text,
+        expire=expire,
+    )
+
+
+def exec_plugin_source(tmp_path: Path, monkeypatch) -> TokenSource:
+    """A kubeconfig whose user is an exec credential plugin (OIDC, cloud logins):
+    its tokens expire in an hour, and the plugin prints the current one."""
+    token = tmp_path / "issued-token"
+    plugin = tmp_path / "plugin.sh"
+    plugin.write_text(
+        "#!/bin/sh\n"
+        'printf \'%s\' \'{"apiVersion": "client.authentication.k8s.io/v1", '
+        '"kind": "ExecCredential", "status": {"token": "\'"$(cat '
+        f"{token}"
+        ')"\'", "expirationTimestamp": "\'"$(date -u -d \'+1 hour\' '
+        "+%Y-%m-%dT%H:%M:%SZ)\"'\"}}'\n"
+    )
+    plugin.chmod(0o755)
+    config = tmp_path / "exec-config"
+    config.write_text(
+        EXEC_CONFIG.format(plugin=plugin),
+    )
+    monkeypatch.setenv("KUBECONFIG", str(config))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+
+    def expire() -> None:
+        monkeypatch.setattr("kubernetes.config.kube_config._is_expired", lambda e: True)
+
+    return TokenSource(load=kube.load_access, rotate=token.write_text, expire=expire)
+
+
+EXEC_CONFIG = """
+apiVersion: v1
+kind: Config
+current-context: oidc
+clusters:
+- name: site
+  cluster: {{server: "https://site.example:6443", insecure-skip-tls-verify: true}}
+users:
+- name: plugin-user
+  user:
+    exec: {{apiVersion: client.authentication.k8s.io/v1, command: "{plugin}"}}
+contexts:
+- name: oidc
+  context: {{cluster: site, user: plugin-user}}
+"""
+
+
+@pytest.fixture(params=["in-cluster", "exec-plugin"])
+def token_source(request, tmp_path, monkeypatch) -> TokenSource:
+    if request.param == "in-cluster":
+        return in_cluster_source(request.getfixturevalue("pod"), monkeypatch)
+    return exec_plugin_source(tmp_path, monkeypatch)
+
+
+def test_every_rotation_is_recovered_after_a_401_and_refresh_goes_on(
+    token_source, monkeypatch
+):
+    server = RotatingApiServer()
+    token_source.rotate("t1")
+    server.trusted = {"t1"}
+    c = KubeClient(token_source.load(), transport=httpx.MockTransport(server))
+    assert c.request("GET", "/x") == {"ok": True}
+    for old, new in [("t1", "t2"), ("t2", "t3")]:
+        token_source.rotate(new)
+        server.trusted = {new}  # the old token is refused from now on
+        assert c.request("GET", "/x") == {"ok": True}
+        assert server.seen[-2:] == [old, new], "one 401, then the token just read"
+    # the periodic refresh still runs: once the package deems its token stale, a
+    # rotated token is sent before the old one is refused
+    token_source.rotate("t4")
+    server.trusted = {"t3", "t4"}
+    token_source.expire()
+    monkeypatch.setattr(kube._BearerAuth, "TOKEN_TTL", 0.0)
+    assert c.request("GET", "/x") == {"ok": True}
+    assert server.seen[-1] == "t4"
+
+
+def test_concurrent_401s_reload_the_credentials_once():
+    """Each request that met a 401 retries with the token of the moment; only the
+    first reloads (re-running an exec plugin per request would be a storm)."""
+    requests = 8
+    everyone_refused = threading.Barrier(requests)
+    reloads = []
+    current = {"token": "Bearer old"}
+
+    def server(request):
+        if request.headers["Authorization"] == "Bearer old":
+            everyone_refused.wait(timeout=10)  # all hold the old token before a 401
+            return httpx.Response(401, json=status_body(401, "Unauthorized", "old"))
+        return httpx.Response(200, json={"ok": True})
+
+    def reload():
+        reloads.append(1)
+        current["token"] = f"Bearer new-{len(reloads)}"
+
+    access = ClusterAccess(
+        server="https://k8s.test",
+        namespace="ns",
+        source="test",
+        token=lambda: current["token"],
+        reload=reload,
+    )
+    c = KubeClient(access, transport=httpx.MockTransport(server))
+    with ThreadPoolExecutor(requests) as pool:
+        answers = list(pool.map(lambda _: c.request("GET", "/x"), range(requests)))
+    assert answers == [{"ok": True}] * requests
+    assert len(reloads) == 1

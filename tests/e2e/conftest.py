@@ -6,6 +6,7 @@ holds only the namespaced Role of docs/setup.md, so the tests prove that Role su
 
 from __future__ import annotations
 
+import base64
 import os
 import shlex
 import shutil
@@ -15,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -91,14 +93,18 @@ class Testbed:
         ).stdout
         return [line for line in out.splitlines() if line.strip()]
 
-    def executor_args(self) -> list[str]:
-        return [
-            "--executor",
-            "interlink",
+    def executor_args(self, in_pod: bool = False) -> list[str]:
+        """In a pod the service account names the cluster and the namespace."""
+        where = [
             "--interlink-kubeconfig",
             self.executor_kubeconfig,
             "--interlink-namespace",
             self.namespace,
+        ]
+        return [
+            "--executor",
+            "interlink",
+            *([] if in_pod else where),
             "--interlink-status-interval",
             "0.5",
             *(
@@ -113,13 +119,13 @@ class Testbed:
             ),
         ]
 
-    def command(self, *args: str) -> list[str]:
+    def command(self, *args: str, in_pod: bool = False) -> list[str]:
         """snakemake with the executor on the testbed; later options win."""
         return [
             sys.executable,
             "-m",
             "snakemake",
-            *self.executor_args(),
+            *self.executor_args(in_pod),
             "--jobs",
             "20",
             "--latency-wait",
@@ -148,15 +154,26 @@ class Testbed:
         return done
 
     def start_snakemake(
-        self, workdir: Path, *args: str, env: dict[str, str] | None = None
+        self,
+        workdir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        pod: Path | None = None,
     ) -> subprocess.Popen:
+        """`pod`: a service account's directory (pod_files); Snakemake then runs as
+        from inside a pod that mounts it (as_pod, in_pod_env)."""
+        command = self.command(*args, in_pod=pod is not None)
+        base = dict(os.environ)
+        if pod is not None:
+            command = ["sh", "-c", as_pod(shlex.join(command), pod)]
+            base = in_pod_env(self, base, home=workdir)
         proc = subprocess.Popen(
-            self.command(*args),
+            command,
             cwd=workdir,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, **(env or {})},
+            env={**base, **(env or {})},
         )
         self.procs.append(proc)
         return proc
@@ -173,6 +190,54 @@ class Testbed:
         wait_until(lambda: not self.pods(), timeout=60)
         if not self.local:  # vk-local's jobs are local processes, ended with their pods
             subprocess.run(["scancel", "--user", "root"], check=False)
+
+
+SERVICE_ACCOUNT_DIR = "/run/secrets/kubernetes.io/serviceaccount"
+
+
+def as_pod(command: str, service_account: Path) -> str:
+    """A shell command run as from inside a pod: in a mount namespace of its own, the
+    service account's directory bound at its standard path (a token written there
+    later is seen, as the kubelet's rotated tokens are)."""
+    inside = (
+        f"mount -t tmpfs tmpfs /run && mkdir -p {SERVICE_ACCOUNT_DIR} && "
+        f"mount --bind {shlex.quote(str(service_account))} {SERVICE_ACCOUNT_DIR} && "
+        f"exec {command}"
+    )
+    return "unshare --mount --propagation private sh -c " + shlex.quote(inside)
+
+
+def in_pod_env(testbed: Testbed, env: dict[str, str], home: Path) -> dict[str, str]:
+    """`env` with no kubeconfig anywhere, and the API server where a pod finds it."""
+    host, port = urlsplit(testbed.admin.access.server).netloc.rsplit(":", 1)
+    return {
+        **{k: v for k, v in env.items() if k != "KUBECONFIG"},
+        "HOME": str(home),
+        "KUBERNETES_SERVICE_HOST": host,
+        "KUBERNETES_SERVICE_PORT": port,
+    }
+
+
+def pod_files(testbed: Testbed, namespace: str, account: str, directory: Path) -> Path:
+    """What Kubernetes mounts into the pods of a service account (token, ca.crt,
+    namespace), from the token Secret the controller-manager makes for it."""
+
+    def token_secret() -> dict | None:
+        found = testbed.admin.request(
+            "GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}"
+        )
+        names = [s["name"] for s in found.get("secrets", [])]
+        return names and testbed.admin.request(
+            "GET", f"/api/v1/namespaces/{namespace}/secrets/{names[0]}"
+        )
+
+    assert wait_until(lambda: bool(token_secret()), timeout=30), "no token secret"
+    data = token_secret()["data"]
+    directory.mkdir()
+    for name in ("token", "ca.crt"):
+        (directory / name).write_bytes(base64.b64decode(data[name]))
+    (directory / "namespace").write_text(namespace)
+    return directory
 
 
 def sacct(*args: str) -> list[str]:

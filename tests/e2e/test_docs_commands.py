@@ -3,20 +3,25 @@ examples' READMEs are run by the tests of each example (documented.run_readme)."
 
 from __future__ import annotations
 
-import base64
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
-from .conftest import REPO, Testbed, copy_example, wait_until
+from .conftest import (
+    REPO,
+    Testbed,
+    as_pod,
+    copy_example,
+    in_pod_env,
+    pod_files,
+    wait_until,
+)
 from .documented import code_blocks, commands, run, user_env
 
 README = REPO / "README.md"
@@ -85,9 +90,6 @@ def test_quick_start_from_pip_install_to_a_finished_workflow(
     assert greeted(workdir) == ["alpha", "beta", "gamma"]
 
 
-SERVICE_ACCOUNT_DIR = "/run/secrets/kubernetes.io/serviceaccount"
-
-
 def test_setup_page_from_an_empty_namespace_to_finished_workflows(
     testbed: Testbed, tmp_path: Path
 ):
@@ -123,15 +125,7 @@ def test_setup_page_from_an_empty_namespace_to_finished_workflows(
         )
         shutil.rmtree(workdir / "results")
         out = run(
-            # a pod: the service account's files at their standard path, in a mount
-            # namespace of this command only, and the API's in-cluster address
-            "unshare --mount --propagation private sh -c "
-            + shlex.quote(
-                f"mount -t tmpfs tmpfs /run && mkdir -p {SERVICE_ACCOUNT_DIR} && "
-                f"cp {pod_dir}/* {SERVICE_ACCOUNT_DIR}/ && {in_pod}"
-            ),
-            workdir,
-            in_pod_env(testbed, tmp_path),
+            as_pod(in_pod, pod_dir), workdir, in_pod_env(testbed, user, home=tmp_path)
         )
         assert f"in namespace {namespace} via in-cluster service account" in out
         assert greeted(workdir) == ["alpha", "beta", "gamma"]
@@ -161,36 +155,7 @@ def imitate_pod(
     run("kubectl apply -f role-for-pods.yaml", workdir, admin)
     run(f"kubectl -n {namespace} create serviceaccount {account}", workdir, admin)
 
-    def token_secret() -> dict | None:
-        found = testbed.admin.request(
-            "GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}"
-        )
-        names = [s["name"] for s in found.get("secrets", [])]
-        return names and testbed.admin.request(
-            "GET", f"/api/v1/namespaces/{namespace}/secrets/{names[0]}"
-        )
-
-    assert wait_until(lambda: bool(token_secret()), timeout=30), "no token secret"
-    data = token_secret()["data"]
-    pod_dir = workdir.parent / "serviceaccount"
-    pod_dir.mkdir()
-    for name in ("token", "ca.crt"):
-        (pod_dir / name).write_bytes(base64.b64decode(data[name]))
-    (pod_dir / "namespace").write_text(namespace)
-    return pod_dir
-
-
-def in_pod_env(testbed: Testbed, home: Path) -> dict[str, str]:
-    """No kubeconfig anywhere; the API server where a pod finds it."""
-    env = user_env(testbed)
-    del env["KUBECONFIG"]
-    host, port = urlsplit(testbed.admin.access.server).netloc.rsplit(":", 1)
-    return {
-        **env,
-        "HOME": str(home),
-        "KUBERNETES_SERVICE_HOST": host,
-        "KUBERNETES_SERVICE_PORT": port,
-    }
+    return pod_files(testbed, namespace, account, workdir.parent / "serviceaccount")
 
 
 def assert_nothing_left(testbed: Testbed, namespace: str) -> None:
