@@ -1,7 +1,14 @@
+from dataclasses import fields
+from pathlib import Path
+from typing import Union, get_args, get_origin
+
 import pytest
+from pydantic import ValidationError
 from snakemake_interface_common.exceptions import WorkflowError
 
 from snakemake_executor_plugin_interlink.settings import (
+    DEFAULT_NODE_LABEL,
+    CheckedSettings,
     ExecutorSettings,
     RequestPolicy,
     Toleration,
@@ -100,3 +107,71 @@ def test_annotation_values_may_hold_equals_and_spaces():
 def test_list_settings_from_cli_profile_and_env(value):
     checked = ExecutorSettings(annotations=value).checked
     assert checked.annotations == {"a": "1", "b": "x y"}
+
+
+# What Snakemake's argparse reads from each generated dataclass field: plain types,
+# list[str] with nargs for lists, and for X | None a typing.Optional (checked below).
+CLI_TYPES = {
+    "namespace": str | None, "context": str | None, "kubeconfig": Path | None,
+    "node": str | None, "node_label": str, "tolerations": list[str],
+    "node_selector": list[str], "labels": list[str], "annotations": list[str],
+    "image": str | None, "image_pull_secrets": list[str],
+    "service_account": str | None, "flavour": str, "requests": str,
+    "gpu_resource": str, "binds": list[str], "deploy_storage_plugins": bool,
+    "pod_network": bool, "node_outage_tolerance": int, "log_probe_rate": float,
+    "termination_grace": int, "status_interval": float, "relist_interval": int,
+    "unschedulable_timeout": int, "pending_timeout": int,
+    "max_concurrent_submissions": int, "remove_orphans": bool,
+    "keep_failed_pods": bool, "log_dir": Path, "log_limit_mb": int,
+    "insecure_log_backend": bool, "no_report": bool,
+}  # fmt: skip
+
+
+def test_the_cli_dataclass_has_one_field_per_checked_setting_in_its_order():
+    assert [f.name for f in fields(ExecutorSettings)] == list(
+        CheckedSettings.model_fields
+    )
+    assert {f.name: f.type for f in fields(ExecutorSettings)} == CLI_TYPES
+    # X | None equals Optional[X], but Snakemake's argparse only knows typing.Union
+    unions = [f for f in fields(ExecutorSettings) if type(None) in get_args(f.type)]
+    assert unions
+    assert all(get_origin(f.type) is Union for f in unions)
+
+
+def test_cli_defaults_parse_to_the_checked_defaults():
+    assert ExecutorSettings().checked == CheckedSettings()
+    defaults = {f.name: f.default for f in fields(ExecutorSettings)}
+    assert defaults["node_label"] == DEFAULT_NODE_LABEL
+    assert defaults["requests"] == "none"
+    assert defaults["log_dir"] == Path(".snakemake/interlink_logs")
+
+
+def test_list_settings_take_words_and_flavour_offers_its_choices():
+    metadata = {f.name: f.metadata for f in fields(ExecutorSettings)}
+    defaults = ExecutorSettings()
+    for name, cli_type in CLI_TYPES.items():
+        assert metadata[name]["env_var"] is True
+        assert metadata[name]["help"]
+        if cli_type == list[str]:
+            assert (metadata[name]["nargs"], metadata[name]["type"]) == ("+", str)
+            assert getattr(defaults, name) == []
+    assert metadata["flavour"]["choices"] == ["slurm", "htcondor"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("node_label", ("example.org/site", "cnaf")),
+        ("annotations", {"slurm-job.vk.io/pre-exec": "module load x"}),
+        ("tolerations", (Toleration(key="gpu", operator="Exists"),)),
+        ("requests", RequestPolicy(fraction=0.5)),
+        ("binds", ("/cvmfs",)),
+    ],
+)
+def test_the_checked_form_passes_through(field, value):
+    assert getattr(CheckedSettings(**{field: value}), field) == value
+
+
+def test_dict_keys_are_checked_as_command_line_keys_are():
+    with pytest.raises(ValidationError, match="not a valid label key"):
+        CheckedSettings(labels={"bad key": "x"})
