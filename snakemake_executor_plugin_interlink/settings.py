@@ -18,6 +18,7 @@ import shlex
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from decimal import Decimal
 from pathlib import Path
 from typing import (
     TYPE_CHECKING,
@@ -52,7 +53,11 @@ _DNS_SUBDOMAIN = re.compile(rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$")
 _QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
-_QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$")
+# A non-negative Kubernetes quantity as the API server's grammar has it (apimachinery
+# resource.Quantity). kubernetes.utils.parse_quantity computes the value but takes
+# whatever Python's Decimal takes ('NaN', '-1', '1_000', ' 5', '100mi'): this shape
+# check keeps those from reaching the API server, which would refuse every pod.
+_QUANTITY = re.compile(r"^(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+|[numkMGTPE]|[KMGTPE]i)?$")
 
 
 def cli_name(field_name: str) -> str:
@@ -144,6 +149,16 @@ def parse_toleration(item: str) -> Toleration:
     return Toleration(key=key, operator="Exists", effect=effect or None)
 
 
+def quantity_value(text: str) -> Decimal:
+    """A Kubernetes quantity as a number: cores for cpu, bytes for memory."""
+    # imported here: the kubernetes package costs every Snakemake start ~0.4 s
+    from kubernetes.utils.quantity import parse_quantity
+
+    if not _QUANTITY.match(text):
+        raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. 500m, 2, 4Gi)")
+    return parse_quantity(text)
+
+
 def parse_request_policy(text: str) -> RequestPolicy:
     text = text.strip()
     if text == "none":
@@ -161,11 +176,12 @@ def parse_request_policy(text: str) -> RequestPolicy:
     fixed = {}
     for item in text.split(","):
         name, sep, quantity = item.strip().partition("=")
-        if not sep or name not in ("cpu", "memory") or not _QUANTITY.match(quantity):
+        if not sep or name not in ("cpu", "memory"):
             raise ValueError(
                 f"{text!r} is not 'none', 'N%', 'limits' or "
                 "'cpu=QUANTITY,memory=QUANTITY'"
             )
+        quantity_value(quantity)
         fixed[name] = quantity
     return RequestPolicy(fixed=fixed)
 

@@ -1,3 +1,5 @@
+import ast
+import tomllib
 from dataclasses import fields
 from pathlib import Path
 from typing import Union, get_args, get_origin
@@ -15,6 +17,8 @@ from snakemake_executor_plugin_interlink.settings import (
     parse_request_policy,
     parse_toleration,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_defaults_are_valid():
@@ -55,10 +59,27 @@ def test_toleration_notation(text, expected):
             RequestPolicy(fixed={"cpu": "100m", "memory": "64Mi"}),
         ),
         ("cpu=1", RequestPolicy(fixed={"cpu": "1"})),
+        # the API server's other forms: a leading dot, exponents, peta and exa
+        ("cpu=.5,memory=1e9", RequestPolicy(fixed={"cpu": ".5", "memory": "1e9"})),
+        ("memory=1Pi", RequestPolicy(fixed={"memory": "1Pi"})),
+        ("cpu=500u", RequestPolicy(fixed={"cpu": "500u"})),
     ],
 )
 def test_request_policy(text, expected):
     assert parse_request_policy(text) == expected
+
+
+# parse_quantity takes these (Python's Decimal does); the API server does not
+@pytest.mark.parametrize(
+    "quantity", ["NaN", "Infinity", "-1", "1_000", "5 Mi", "100mi", "1ki", "0x10", ""]
+)
+def test_requests_refuse_what_the_api_server_refuses(quantity):
+    with pytest.raises(WorkflowError) as info:
+        ExecutorSettings(requests=f"memory={quantity}")
+    assert str(info.value) == (
+        f"Invalid --interlink-requests: {quantity!r} is not a Kubernetes quantity "
+        "(e.g. 500m, 2, 4Gi)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -175,3 +196,26 @@ def test_the_checked_form_passes_through(field, value):
 def test_dict_keys_are_checked_as_command_line_keys_are():
     with pytest.raises(ValidationError, match="not a valid label key"):
         CheckedSettings(labels={"bad key": "x"})
+
+
+def test_the_only_kubernetes_name_a_pure_module_takes_is_parse_quantity():
+    """import-linter sees `kubernetes` as one node, and pyproject lets settings import
+    it for parse_quantity: this keeps the exception that narrow."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    (contract,) = pyproject["tool"]["importlinter"]["contracts"]
+    taken = set()
+    for module in contract["source_modules"]:
+        source = REPO / (module.replace(".", "/") + ".py")
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                taken |= {(module, a.name, "") for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                taken |= {(module, node.module, a.name) for a in node.names}
+    from_kubernetes = {t for t in taken if t[1].split(".")[0] == "kubernetes"}
+    assert from_kubernetes == {
+        (
+            "snakemake_executor_plugin_interlink.settings",
+            "kubernetes.utils.quantity",
+            "parse_quantity",
+        )
+    }
