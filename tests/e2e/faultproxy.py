@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import socket
+import ssl
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,7 +27,12 @@ class FaultProxy:
     def __init__(
         self, upstream: str, ca: str, *, p429=0.1, p503=0.1, p_reset=0.05, seed: int = 7
     ):
-        self.upstream = httpx.Client(base_url=upstream, verify=ca, timeout=None)
+        # httpx deprecates verify=<path>: a context that trusts the testbed's CA
+        self.upstream = httpx.Client(
+            base_url=upstream,
+            verify=ssl.create_default_context(cafile=ca),
+            timeout=None,
+        )
         self.rates = (p429, p503, p_reset)
         self.random = random.Random(seed)
         self.lock = threading.Lock()
