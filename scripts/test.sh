@@ -11,6 +11,8 @@ export PATH="$PWD/.venv/bin:$PATH"
 echo "== lint"
 ruff check .
 ruff format --check .
+# the import contracts in pyproject.toml (the pure modules do no I/O)
+lint-imports --no-cache --no-logo
 
 echo "== unit tests"
 "$PY" -m pytest -q -p no:cacheprovider tests testbed/tests -m "not e2e and not testbed" "$@"

@@ -28,7 +28,7 @@ from pydantic import (
 )
 from snakemake_interface_common.exceptions import WorkflowError
 
-from .settings import CheckedSettings, check_label_key
+from .settings import CheckedSettings, check_label_key, quantity_value
 
 SLURM_FLAGS = "slurm-job.vk.io/flags"
 HTCONDOR_MAX_WALLTIME_MINUTES = 60  # hard-coded in interLink's HTCondor plugin
@@ -279,28 +279,14 @@ def _requests(cpus: int, mem_mib: int, settings: CheckedSettings) -> dict[str, s
             "memory": f"{max(1, math.floor(mem_mib * policy.fraction))}Mi",
         }
     fixed = policy.fixed or {}
-    limits = {"cpu": cpus * 1000.0, "memory": mem_mib * 2.0**20}
+    limits = {"cpu": cpus, "memory": mem_mib * 2**20}  # cores, bytes
     requests = {}
     for name, quantity in fixed.items():
         # a request above its limit is rejected by the API server: cap it
-        if quantity_value(quantity, name) > limits[name]:
+        if quantity_value(quantity) > limits[name]:
             quantity = str(cpus) if name == "cpu" else f"{mem_mib}Mi"
         requests[name] = quantity
     return requests
-
-
-_SUFFIX = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
-_SUFFIX.update({"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40})
-
-
-def quantity_value(quantity: str, name: str) -> float:
-    """A Kubernetes quantity as millicores (cpu) or bytes (memory)."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(m|k|Ki|M|Mi|G|Gi|T|Ti)?", quantity)
-    if not match:
-        raise ValueError(f"{quantity!r} is not a quantity")
-    number, suffix = float(match.group(1)), match.group(2) or ""
-    value = number / 1000 if suffix == "m" else number * _SUFFIX[suffix]
-    return value * 1000 if name == "cpu" else value
 
 
 def _slurm_flags(res: RuleResources) -> str:

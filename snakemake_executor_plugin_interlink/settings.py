@@ -1,20 +1,46 @@
-"""Executor settings: the CLI face (a dataclass, as Snakemake requires) and the typed,
-validated form that the rest of the plugin consumes.
+"""Executor settings, declared once.
 
-`ExecutorSettings` fields become `--interlink-<name>` options and
-`SNAKEMAKE_INTERLINK_<NAME>` variables. `__post_init__` validates everything, so a bad
-value fails before the workflow starts, with a message naming the option.
+`CheckedSettings` declares every setting: its typed, validated value, its default and,
+in an `Option`, its help text. The pure modules take it. `ExecutorSettings`, the
+dataclass that Snakemake reads (each field becomes an `--interlink-<name>` option and a
+`SNAKEMAKE_INTERLINK_<NAME>` variable), is generated from it, so the command line and
+the validated form cannot drift apart. `ExecutorSettings.__post_init__` validates
+everything, so a bad value fails before the workflow starts, with a message naming the
+option.
 """
 
 import ast
+import dataclasses
+import inspect
 import math
 import re
 import shlex
-from dataclasses import dataclass, field, fields
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Literal,
+    Optional,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
 
@@ -27,203 +53,11 @@ _DNS_SUBDOMAIN = re.compile(rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$")
 _QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
-_QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$")
-
-
-def _setting(help: str, default: Any = None, **extra: Any) -> Any:
-    """A dataclass field whose value may also come from SNAKEMAKE_INTERLINK_<NAME>."""
-    metadata = {"help": help, "env_var": True, "required": False, **extra}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
-@dataclass
-class ExecutorSettings(ExecutorSettingsBase):
-    namespace: Optional[str] = _setting(
-        "Kubernetes namespace for the run's pods and Secret. "
-        "Default: the namespace of the kube context, or of the in-cluster service "
-        "account, else 'default'."
-    )
-    context: Optional[str] = _setting(
-        "kubeconfig context to use. Without it, kubectl's order: the current context "
-        "of the kubeconfig; inside a pod with no kubeconfig (or one without a current "
-        "context), the pod's service account."
-    )
-    kubeconfig: Optional[Path] = _setting(
-        "kubeconfig file. Default, as kubectl: the files of $KUBECONFIG "
-        "(colon-separated, merged; missing ones skipped), else ~/.kube/config; when "
-        "none exists, the in-cluster service account."
-    )
-    node: Optional[str] = _setting(
-        "Name of the interLink virtual node to run on (nodeSelector "
-        "kubernetes.io/hostname=NAME). Overrides --interlink-node-label."
-    )
-    node_label: str = _setting(
-        "Label KEY=VALUE that selects interLink virtual nodes (interLink 0.3 used "
-        "type=virtual-kubelet).",
-        DEFAULT_NODE_LABEL,
-    )
-    tolerations: list[str] = _setting(
-        "Extra tolerations, each KEY[=VALUE][:EFFECT]. The interLink taint "
-        f"{INTERLINK_TAINT_KEY} is always tolerated.",
-        [],
-        nargs="+",
-        type=str,
-    )
-    node_selector: list[str] = _setting(
-        "Extra nodeSelector entries, each KEY=VALUE.", [], nargs="+", type=str
-    )
-    labels: list[str] = _setting(
-        "Extra pod labels, each KEY=VALUE.", [], nargs="+", type=str
-    )
-    annotations: list[str] = _setting(
-        "Extra pod annotations, each KEY=VALUE (e.g. "
-        "slurm-job.vk.io/pre-exec='module load apptainer').",
-        [],
-        nargs="+",
-        type=str,
-    )
-    image: Optional[str] = _setting(
-        "Container image of the jobs. It must hold Python and the same Snakemake "
-        "version as the submitting side. Default: Snakemake's --container-image."
-    )
-    image_pull_secrets: list[str] = _setting(
-        "Names of image pull Secrets in the namespace.", [], nargs="+", type=str
-    )
-    service_account: Optional[str] = _setting(
-        "Service account of the pods (its token is never mounted)."
-    )
-    flavour: str = _setting(
-        "Batch system behind the virtual node: 'slurm' writes slurm-job.vk.io/* "
-        "annotations, 'htcondor' writes htcondor-job.vk.io/* annotations and sizes the "
-        "job from whole-CPU requests.",
-        "slurm",
-        choices=["slurm", "htcondor"],
-    )
-    requests: str = _setting(
-        "Pod requests, which count against the virtual node's advertised capacity "
-        "while interLink sizes Slurm jobs from limits: 'none' (zero: the site's batch "
-        "system queues the jobs), 'N%%' of the limits, 'limits', or fixed "
-        "'cpu=100m,memory=64Mi'. interLink 0.6.2 advertises Slurm's free cpus and "
-        "memory, so on a busy site any request leaves pods unschedulable. HTCondor "
-        "targets always request the limits in whole CPUs, since that plugin sizes jobs "
-        "from requests.",
-        "none",
-    )
-    gpu_resource: str = _setting(
-        "Extended resource (e.g. nvidia.com/gpu) that a rule's gpu count also becomes "
-        "as a pod limit. Set it only if the virtual node advertises that resource: a "
-        "limit the node lacks makes the pod unschedulable (interLink's Helm default "
-        "advertises none). GPUs always reach Slurm as --gres=gpu[:model]:N.",
-        "",
-    )
-    binds: list[str] = _setting(
-        "Extra host directories bound into every job at the same path "
-        "(shared-filesystem mode; e.g. a shared conda prefix).",
-        [],
-        nargs="+",
-        type=str,
-    )
-    deploy_storage_plugins: bool = _setting(
-        "Install the default storage provider's plugin with pip at the start of every "
-        "job (no-shared-filesystem mode). Off: the image must already hold it.",
-        False,
-    )
-    pod_network: bool = _setting(
-        "Let interLink give the jobs its pod network where the site runs one "
-        "(Network.FullMesh: WireGuard set-up before every job, a wstunnel per pod). "
-        "Off: pods carry interlink.eu/mesh-network=disabled, since Snakemake jobs talk "
-        "to no other pod.",
-        False,
-    )
-    node_outage_tolerance: int = _setting(
-        "Seconds a pod stays bound while its virtual node is NotReady or unreachable "
-        "(interLink or the site down) before Kubernetes evicts it; Kubernetes' own "
-        "default of 300 s would evict hours-long jobs during an interLink restart and "
-        "orphan their batch jobs. 0: never evicted.",
-        86400,
-    )
-    log_probe_rate: float = _setting(
-        "Without a shared filesystem: log requests per second (in all) that look for "
-        "the end line of running jobs, since interLink refreshes a pod's status only "
-        "about every N x 10 s with N running pods. 0: wait for the pod status.",
-        2.0,
-    )
-    termination_grace: int = _setting(
-        "Seconds that jobs still running when Snakemake gets SIGTERM (a JupyterHub "
-        "culling its server, a CI timeout) have to finish; then the run cancels them, "
-        "as Ctrl-C does, and exits. Snakemake alone would wait for them however long "
-        "they run, and for ever if the API server cannot be reached.",
-        15,
-    )
-    status_interval: float = _setting(
-        "Longest wait in seconds between two status rounds; a round starts earlier as "
-        "soon as a pod changes. Rounds read a watched local view: no request per job.",
-        1.0,
-    )
-    relist_interval: int = _setting(
-        "Seconds between full LISTs of the run's pods that guard the watch against "
-        "missed events.",
-        300,
-    )
-    refusal_tolerance: int = _setting(
-        "Seconds the run tolerates the API server refusing to show its pods (401, "
-        "403 or 404 while watching them: a removed Role, a revoked token, a deleted "
-        "namespace) before every active job fails with the refusal. An unreachable "
-        "API server is tolerated for 30 min.",
-        300,
-    )
-    unschedulable_timeout: int = _setting(
-        "Seconds a pod may stay unscheduled (no virtual node accepts it) before its "
-        "job fails with the scheduler's reason. A node that fits but is full (the "
-        "scheduler says 'Insufficient pods/cpu/memory') is waited for. 0 waits "
-        "forever.",
-        600,
-    )
-    pending_timeout: int = _setting(
-        "Seconds a pod may stay Pending on the virtual node (queued at the site) "
-        "before its job fails. 0 waits forever (site queues can be long).",
-        0,
-    )
-    max_concurrent_submissions: int = _setting(
-        "Pods created in parallel when Snakemake releases many jobs at once.", 4
-    )
-    remove_orphans: bool = _setting(
-        "Delete pods of earlier, killed runs of this working directory (recorded in "
-        ".snakemake/interlink/runs) that no job of this run re-attached to. Off: "
-        "they are listed with the command that removes them.",
-        False,
-    )
-    keep_failed_pods: bool = _setting(
-        "Keep the pods of failed jobs for debugging (kubectl describe). They are still "
-        "deleted on Ctrl-C.",
-        False,
-    )
-    log_dir: Path = _setting(
-        "Where job logs are stored, as <log-dir>/<rule>/<wildcards>/<jobid>.log.",
-        Path(".snakemake/interlink_logs"),
-    )
-    log_limit_mb: int = _setting(
-        "How much of the end of a job's log is fetched (limitBytes, in MiB) before its "
-        "pod is deleted.",
-        16,
-    )
-    insecure_log_backend: bool = _setting(
-        "Skip TLS verification between the API server and the virtual node when "
-        "fetching logs (insecureSkipTLSVerifyBackend). interLink >= 0.6 needs it when "
-        "the virtual kubelet's serving certificate has no approved CSR.",
-        False,
-    )
-
-    no_report: bool = _setting(
-        "Do not write the run report (.snakemake/interlink_reports/<run>/jobs.tsv and "
-        "timeline.html).",
-        False,
-    )
-
-    def __post_init__(self) -> None:
-        self.checked = check_settings(self)
+# A non-negative Kubernetes quantity as the API server's grammar has it (apimachinery
+# resource.Quantity). kubernetes.utils.parse_quantity computes the value but takes
+# whatever Python's Decimal takes ('NaN', '-1', '1_000', ' 5', '100mi'): this shape
+# check keeps those from reaching the API server, which would refuse every pod.
+_QUANTITY = re.compile(r"^(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+|[numkMGTPE]|[KMGTPE]i)?$")
 
 
 def cli_name(field_name: str) -> str:
@@ -254,74 +88,20 @@ NO_REQUESTS = {
     "cpu": "0",
     "memory": "0",
 }  # explicit: omitted requests default to limits
-PositiveSeconds = Annotated[float, Field(gt=0)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
-PositiveInt = Annotated[int, Field(gt=0)]
 
 
-class CheckedSettings(BaseModel):
-    """The validated settings; pure modules take this, never the CLI dataclass."""
+def dns_name(value: str) -> str:
+    if not (len(value) <= 253 and _DNS_SUBDOMAIN.match(value)):
+        raise ValueError(
+            f"{value!r} must be a lowercase RFC 1123 name (letters, digits, '-', '.')"
+        )
+    return value
 
-    model_config = ConfigDict(frozen=True)
-    namespace: str | None = None
-    context: str | None = None
-    kubeconfig: Path | None = None
-    node: str | None = None
-    node_label: tuple[str, str] = ("virtual-node.interlink/type", "virtual-kubelet")
-    tolerations: tuple[Toleration, ...] = ()
-    node_selector: dict[str, str] = Field(default_factory=dict)
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
-    image: str | None = None
-    image_pull_secrets: tuple[str, ...] = ()
-    service_account: str | None = None
-    flavour: Literal["slurm", "htcondor"] = "slurm"
-    requests: RequestPolicy = RequestPolicy(fixed=NO_REQUESTS)
-    gpu_resource: str = ""
-    binds: tuple[str, ...] = ()
-    deploy_storage_plugins: bool = False
-    pod_network: bool = False
-    node_outage_tolerance: NonNegativeInt = 86400
-    log_probe_rate: Annotated[float, Field(ge=0, le=50)] = 2.0
-    termination_grace: NonNegativeInt = 15
-    status_interval: PositiveSeconds = 1.0
-    relist_interval: PositiveInt = 300
-    refusal_tolerance: NonNegativeInt = 300
-    unschedulable_timeout: NonNegativeInt = 600
-    pending_timeout: NonNegativeInt = 0
-    max_concurrent_submissions: Annotated[int, Field(ge=1, le=64)] = 4
-    remove_orphans: bool = False
-    keep_failed_pods: bool = False
-    log_dir: Path = Path(".snakemake/interlink_logs")
-    log_limit_mb: PositiveInt = 16
-    insecure_log_backend: bool = False
-    no_report: bool = False
 
-    @field_validator("namespace", "node", "service_account")
-    @classmethod
-    def _dns_name(cls, value: str | None) -> str | None:
-        if value is not None and not (
-            len(value) <= 253 and _DNS_SUBDOMAIN.match(value)
-        ):
-            raise ValueError(
-                "must be a lowercase RFC 1123 name (letters, digits, '-', '.')"
-            )
-        return value
-
-    @field_validator("image_pull_secrets")
-    @classmethod
-    def _dns_names(cls, values: tuple[str, ...]) -> tuple[str, ...]:
-        for value in values:
-            cls._dns_name(value)
-        return values
-
-    @field_validator("binds")
-    @classmethod
-    def _absolute_paths(cls, values: tuple[str, ...]) -> tuple[str, ...]:
-        for value in values:
-            if not value.startswith("/"):
-                raise ValueError(f"{value!r} is not an absolute path")
-        return values
+def absolute_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"{value!r} is not an absolute path")
+    return value
 
 
 def parse_key_values(items: list[str], what: str) -> dict[str, str]:
@@ -369,6 +149,16 @@ def parse_toleration(item: str) -> Toleration:
     return Toleration(key=key, operator="Exists", effect=effect or None)
 
 
+def quantity_value(text: str) -> Decimal:
+    """A Kubernetes quantity as a number: cores for cpu, bytes for memory."""
+    # imported here: the kubernetes package costs every Snakemake start ~0.4 s
+    from kubernetes.utils.quantity import parse_quantity
+
+    if not _QUANTITY.match(text):
+        raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. 500m, 2, 4Gi)")
+    return parse_quantity(text)
+
+
 def parse_request_policy(text: str) -> RequestPolicy:
     text = text.strip()
     if text == "none":
@@ -386,19 +176,14 @@ def parse_request_policy(text: str) -> RequestPolicy:
     fixed = {}
     for item in text.split(","):
         name, sep, quantity = item.strip().partition("=")
-        if not sep or name not in ("cpu", "memory") or not _QUANTITY.match(quantity):
+        if not sep or name not in ("cpu", "memory"):
             raise ValueError(
                 f"{text!r} is not 'none', 'N%', 'limits' or "
                 "'cpu=QUANTITY,memory=QUANTITY'"
             )
+        quantity_value(quantity)
         fixed[name] = quantity
     return RequestPolicy(fixed=fixed)
-
-
-_LIST_FIELDS = frozenset(
-    {"tolerations", "node_selector", "labels", "annotations", "image_pull_secrets",
-     "binds"}
-)  # fmt: skip
 
 
 def as_list(value: Any) -> list[str]:
@@ -417,45 +202,425 @@ def as_list(value: Any) -> list[str]:
     return shlex.split(text)
 
 
-def _parse_field(name: str, value: Any) -> Any:
-    """Turn one CLI value into the typed value CheckedSettings expects."""
-    if name in _LIST_FIELDS:
-        value = as_list(value)
-    if name == "node_label":
-        parsed = parse_key_values([value], "node label")
-        return next(iter(check_label_values(parsed, "node label").items()))
-    if name == "tolerations":
-        return tuple(parse_toleration(item) for item in value)
-    if name == "node_selector":
-        return check_label_values(parse_key_values(value, "node selector"), "selector")
-    if name == "labels":
-        return check_label_values(parse_key_values(value, "label"), "label")
-    if name == "annotations":
-        return parse_key_values(value, "annotation")
-    if name == "requests":
-        return parse_request_policy(value)
-    if name == "flavour" and value not in ("slurm", "htcondor"):
-        raise ValueError(f"{value!r} is not 'slurm' or 'htcondor'")
-    if name in _LIST_FIELDS:
-        return tuple(value)
-    return value
+# Validators that take the command line's form (a string, a list of words) and pass the
+# validated form (what tests and CheckedSettings' defaults hold) through.
+
+
+def _words(value: Any) -> Any:
+    return as_list(value) if isinstance(value, str | list) else value
+
+
+def _node_label(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    parsed = parse_key_values([value], "node label")
+    return next(iter(check_label_values(parsed, "node label").items()))
+
+
+def _tolerations(value: Any) -> Any:
+    return tuple(
+        parse_toleration(item) if isinstance(item, str) else item
+        for item in _words(value)
+    )
+
+
+def _key_values(what: str, label_values: bool) -> BeforeValidator:
+    """KEY=VALUE words, or a dict, into a dict whose keys (and, for labels and
+    selectors, values) the API server accepts."""
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            items = dict(value)
+            for key in items:
+                check_label_key(key, what)
+        else:
+            items = parse_key_values(_words(value), what)
+        return check_label_values(items, what) if label_values else items
+
+    return BeforeValidator(parse)
+
+
+def _request_policy(value: Any) -> Any:
+    return parse_request_policy(value) if isinstance(value, str) else value
+
+
+DnsName = Annotated[str, AfterValidator(dns_name)]
+PositiveSeconds = Annotated[float, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+Words = BeforeValidator(_words)
+
+
+@dataclass(frozen=True)
+class Option:
+    """A setting's face on Snakemake's command line. `cli_type` is the type of its
+    dataclass field where the checked type is not what argparse produces (a list of
+    KEY=VALUE words that becomes a dict, a string parsed into a policy); by default it
+    is the checked type, with `X | None` as `Optional[X]` and a Literal as `str` with
+    choices, since that is what Snakemake's argparse reads."""
+
+    help: str
+    cli_type: Any = None
+
+
+class CheckedSettings(BaseModel):
+    """The validated settings; pure modules take this, never the CLI dataclass.
+
+    This is the one declaration of the settings: `ExecutorSettings` is generated from
+    it. Where the command line's form differs from the checked one, a BeforeValidator
+    parses it; the defaults of `node_label` and `requests` are written in the command
+    line's form and parsed too (validate_default), so each default is written once.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    namespace: Annotated[
+        DnsName | None,
+        Option(
+            "Kubernetes namespace for the run's pods and Secret. "
+            "Default: the namespace of the kube context, or of the in-cluster service "
+            "account, else 'default'."
+        ),
+    ] = None
+    context: Annotated[
+        str | None,
+        Option(
+            "kubeconfig context to use. Without it, kubectl's order: the current "
+            "context of the kubeconfig; inside a pod with no kubeconfig (or one "
+            "without a current context), the pod's service account."
+        ),
+    ] = None
+    kubeconfig: Annotated[
+        Path | None,
+        Option(
+            "kubeconfig file. Default, as kubectl: the files of $KUBECONFIG "
+            "(colon-separated, merged; missing ones skipped), else ~/.kube/config; "
+            "when none exists, the in-cluster service account."
+        ),
+    ] = None
+    node: Annotated[
+        DnsName | None,
+        Option(
+            "Name of the interLink virtual node to run on (nodeSelector "
+            "kubernetes.io/hostname=NAME). Overrides --interlink-node-label."
+        ),
+    ] = None
+    node_label: Annotated[
+        tuple[str, str],
+        BeforeValidator(_node_label),
+        Option(
+            "Label KEY=VALUE that selects interLink virtual nodes (interLink 0.3 used "
+            "type=virtual-kubelet).",
+            cli_type=str,
+        ),
+    ] = Field(DEFAULT_NODE_LABEL, validate_default=True)
+    tolerations: Annotated[
+        tuple[Toleration, ...],
+        BeforeValidator(_tolerations),
+        Option(
+            "Extra tolerations, each KEY[=VALUE][:EFFECT]. The interLink taint "
+            f"{INTERLINK_TAINT_KEY} is always tolerated.",
+            cli_type=list[str],
+        ),
+    ] = ()
+    node_selector: Annotated[
+        dict[str, str],
+        _key_values("node selector", label_values=True),
+        Option("Extra nodeSelector entries, each KEY=VALUE.", cli_type=list[str]),
+    ] = Field(default_factory=dict)
+    labels: Annotated[
+        dict[str, str],
+        _key_values("label", label_values=True),
+        Option("Extra pod labels, each KEY=VALUE.", cli_type=list[str]),
+    ] = Field(default_factory=dict)
+    annotations: Annotated[
+        dict[str, str],
+        _key_values("annotation", label_values=False),
+        Option(
+            "Extra pod annotations, each KEY=VALUE (e.g. "
+            "slurm-job.vk.io/pre-exec='module load apptainer').",
+            cli_type=list[str],
+        ),
+    ] = Field(default_factory=dict)
+    image: Annotated[
+        str | None,
+        Option(
+            "Container image of the jobs. It must hold Python and the same Snakemake "
+            "version as the submitting side. Default: Snakemake's --container-image."
+        ),
+    ] = None
+    image_pull_secrets: Annotated[
+        tuple[DnsName, ...],
+        Words,
+        Option("Names of image pull Secrets in the namespace.", cli_type=list[str]),
+    ] = ()
+    service_account: Annotated[
+        DnsName | None,
+        Option("Service account of the pods (its token is never mounted)."),
+    ] = None
+    flavour: Annotated[
+        Literal["slurm", "htcondor"],
+        Option(
+            "Batch system behind the virtual node: 'slurm' writes slurm-job.vk.io/* "
+            "annotations, 'htcondor' writes htcondor-job.vk.io/* annotations and sizes "
+            "the job from whole-CPU requests."
+        ),
+    ] = "slurm"
+    requests: Annotated[
+        RequestPolicy,
+        BeforeValidator(_request_policy),
+        Option(
+            "Pod requests, which count against the virtual node's advertised capacity "
+            "while interLink sizes Slurm jobs from limits: 'none' (zero: the site's "
+            "batch system queues the jobs), 'N%%' of the limits, 'limits', or fixed "
+            "'cpu=100m,memory=64Mi'. interLink 0.6.2 advertises Slurm's free cpus and "
+            "memory, so on a busy site any request leaves pods unschedulable. HTCondor "
+            "targets always request the limits in whole CPUs, since that plugin sizes "
+            "jobs from requests.",
+            cli_type=str,
+        ),
+    ] = Field("none", validate_default=True)
+    gpu_resource: Annotated[
+        str,
+        Option(
+            "Extended resource (e.g. nvidia.com/gpu) that a rule's gpu count also "
+            "becomes as a pod limit. Set it only if the virtual node advertises that "
+            "resource: a limit the node lacks makes the pod unschedulable (interLink's "
+            "Helm default advertises none). GPUs always reach Slurm as "
+            "--gres=gpu[:model]:N."
+        ),
+    ] = ""
+    binds: Annotated[
+        tuple[Annotated[str, AfterValidator(absolute_path)], ...],
+        Words,
+        Option(
+            "Extra host directories bound into every job at the same path "
+            "(shared-filesystem mode; e.g. a shared conda prefix).",
+            cli_type=list[str],
+        ),
+    ] = ()
+    deploy_storage_plugins: Annotated[
+        bool,
+        Option(
+            "Install the default storage provider's plugin with pip at the start of "
+            "every job (no-shared-filesystem mode). Off: the image must already hold "
+            "it."
+        ),
+    ] = False
+    pod_network: Annotated[
+        bool,
+        Option(
+            "Let interLink give the jobs its pod network where the site runs one "
+            "(Network.FullMesh: WireGuard set-up before every job, a wstunnel per "
+            "pod). Off: pods carry interlink.eu/mesh-network=disabled, since Snakemake "
+            "jobs talk to no other pod."
+        ),
+    ] = False
+    node_outage_tolerance: Annotated[
+        NonNegativeInt,
+        Option(
+            "Seconds a pod stays bound while its virtual node is NotReady or "
+            "unreachable (interLink or the site down) before Kubernetes evicts it; "
+            "Kubernetes' own default of 300 s would evict hours-long jobs during an "
+            "interLink restart and orphan their batch jobs. 0: never evicted."
+        ),
+    ] = 86400
+    log_probe_rate: Annotated[
+        float,
+        Field(ge=0, le=50),
+        Option(
+            "Without a shared filesystem: log requests per second (in all) that look "
+            "for the end line of running jobs, since interLink refreshes a pod's "
+            "status only about every N x 10 s with N running pods. 0: wait for the pod "
+            "status."
+        ),
+    ] = 2.0
+    termination_grace: Annotated[
+        NonNegativeInt,
+        Option(
+            "Seconds that jobs still running when Snakemake gets SIGTERM (a JupyterHub "
+            "culling its server, a CI timeout) have to finish; then the run cancels "
+            "them, as Ctrl-C does, and exits. Snakemake alone would wait for them "
+            "however long they run, and for ever if the API server cannot be reached."
+        ),
+    ] = 15
+    status_interval: Annotated[
+        PositiveSeconds,
+        Option(
+            "Longest wait in seconds between two status rounds; a round starts earlier "
+            "as soon as a pod changes. Rounds read a watched local view: no request "
+            "per job."
+        ),
+    ] = 1.0
+    relist_interval: Annotated[
+        PositiveInt,
+        Option(
+            "Seconds between full LISTs of the run's pods that guard the watch against "
+            "missed events."
+        ),
+    ] = 300
+    refusal_tolerance: Annotated[
+        NonNegativeInt,
+        Option(
+            "Seconds the run tolerates the API server refusing to show its pods "
+            "(401, 403 or 404 while watching them: a removed Role, a revoked token, a "
+            "deleted namespace) before every active job fails with the refusal. An "
+            "unreachable API server is tolerated for 30 min."
+        ),
+    ] = 300
+    unschedulable_timeout: Annotated[
+        NonNegativeInt,
+        Option(
+            "Seconds a pod may stay unscheduled (no virtual node accepts it) before "
+            "its job fails with the scheduler's reason. A node that fits but is full "
+            "(the scheduler says 'Insufficient pods/cpu/memory') is waited for. 0 "
+            "waits forever."
+        ),
+    ] = 600
+    pending_timeout: Annotated[
+        NonNegativeInt,
+        Option(
+            "Seconds a pod may stay Pending on the virtual node (queued at the site) "
+            "before its job fails. 0 waits forever (site queues can be long)."
+        ),
+    ] = 0
+    max_concurrent_submissions: Annotated[
+        int,
+        Field(ge=1, le=64),
+        Option("Pods created in parallel when Snakemake releases many jobs at once."),
+    ] = 4
+    remove_orphans: Annotated[
+        bool,
+        Option(
+            "Delete pods of earlier, killed runs of this working directory (recorded "
+            "in .snakemake/interlink/runs) that no job of this run re-attached to. "
+            "Off: they are listed with the command that removes them."
+        ),
+    ] = False
+    keep_failed_pods: Annotated[
+        bool,
+        Option(
+            "Keep the pods of failed jobs for debugging (kubectl describe). They are "
+            "still deleted on Ctrl-C."
+        ),
+    ] = False
+    log_dir: Annotated[
+        Path,
+        Option(
+            "Where job logs are stored, as <log-dir>/<rule>/<wildcards>/<jobid>.log."
+        ),
+    ] = Path(".snakemake/interlink_logs")
+    log_limit_mb: Annotated[
+        PositiveInt,
+        Option(
+            "How much of the end of a job's log is fetched (limitBytes, in MiB) before "
+            "its pod is deleted."
+        ),
+    ] = 16
+    insecure_log_backend: Annotated[
+        bool,
+        Option(
+            "Skip TLS verification between the API server and the virtual node when "
+            "fetching logs (insecureSkipTLSVerifyBackend). interLink >= 0.6 needs it "
+            "when the virtual kubelet's serving certificate has no approved CSR."
+        ),
+    ] = False
+    no_report: Annotated[
+        bool,
+        Option(
+            "Do not write the run report (.snakemake/interlink_reports/<run>/jobs.tsv "
+            "and timeline.html)."
+        ),
+    ] = False
+
+
+def cli_type(checked_type: Any, option: Option) -> Any:
+    """The dataclass field type Snakemake's argparse reads for a setting."""
+    if option.cli_type is not None:
+        return option.cli_type
+    if get_origin(checked_type) is Literal:
+        return str
+    args = get_args(checked_type)
+    if get_origin(checked_type) in (Union, types.UnionType) and type(None) in args:
+        (inner,) = (arg for arg in args if arg is not type(None))
+        return Optional[inner]
+    return checked_type
+
+
+def cli_fields(model: type[BaseModel]) -> list[tuple[str, Any, Any]]:
+    """(name, type, dataclasses.field) for each setting of `model`, in its order."""
+    hints = get_type_hints(model)  # the checked types without their Annotated extras
+    made = []
+    for name, info in model.model_fields.items():
+        (option,) = (m for m in info.metadata if isinstance(m, Option))
+        field_type = cli_type(hints[name], option)
+        metadata: dict[str, Any] = {"help": option.help, "env_var": True}
+        metadata["required"] = False
+        if get_origin(hints[name]) is Literal:
+            metadata["choices"] = list(get_args(hints[name]))
+        default = info.get_default(call_default_factory=True)
+        if field_type == list[str]:
+            if default:
+                raise TypeError(f"{name}: a list setting's default must be empty")
+            metadata.update(nargs="+", type=str)
+            made_field = dataclasses.field(default_factory=list, metadata=metadata)
+        else:
+            made_field = dataclasses.field(default=default, metadata=metadata)
+        made.append((name, field_type, made_field))
+    return made
+
+
+_Settings = TypeVar("_Settings", bound=type)
+
+
+def declared_by(model: type[BaseModel]) -> Callable[[_Settings], _Settings]:
+    """Class decorator: give the class one dataclass field per setting of `model`."""
+
+    def decorate(cls: _Settings) -> _Settings:
+        annotations = dict(inspect.get_annotations(cls))
+        for name, field_type, cli_field in cli_fields(model):
+            annotations[name] = field_type
+            setattr(cls, name, cli_field)
+        cls.__annotations__ = annotations
+        return dataclass(cls)
+
+    return decorate
+
+
+@declared_by(CheckedSettings)
+class ExecutorSettings(ExecutorSettingsBase):
+    """What Snakemake reads: one field per CheckedSettings field, in the command line's
+    form (see `cli_fields`)."""
+
+    if TYPE_CHECKING:
+        checked: CheckedSettings
+
+        def __init__(self, **values: Any) -> None: ...
+
+    def __post_init__(self) -> None:
+        self.checked = check_settings(self)
 
 
 def check_settings(settings: ExecutorSettings) -> CheckedSettings:
     """Validate every setting; the error names the option and says what is expected."""
-    values = {}
-    for f in fields(settings):
-        value = getattr(settings, f.name)
-        if value is None:
-            continue
-        try:
-            values[f.name] = _parse_field(f.name, value)
-        except ValueError as e:
-            raise WorkflowError(f"Invalid {cli_name(f.name)}: {e}") from None
+    values = {
+        f.name: getattr(settings, f.name)
+        for f in fields(settings)
+        if getattr(settings, f.name) is not None
+    }
     try:
         return CheckedSettings(**values)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{cli_name(str(err['loc'][0]))} {err['msg'].lower()}" for err in e.errors()
-        )
-        raise WorkflowError(f"Invalid interlink settings: {problems}") from None
+        raise WorkflowError(
+            "; ".join(
+                f"Invalid {cli_name(str(err['loc'][0]))}: {_explain(err['msg'])}"
+                for err in e.errors()
+            )
+        ) from None
+
+
+def _explain(msg: str) -> str:
+    """pydantic's message for a ValueError starts 'Value error, '; its own ones with a
+    capital ('Input should be ...')."""
+    msg = msg.removeprefix("Value error, ")
+    return msg[:1].lower() + msg[1:]

@@ -68,6 +68,23 @@ def test_gpu_resource_name_is_a_setting():
             RequestPolicy(fixed={"cpu": "16", "memory": "1Ti"}),
             {"cpu": "4", "memory": "8000Mi"},
         ),
+        (
+            RequestPolicy(fixed={"cpu": "4.5", "memory": "8001Mi"}),
+            {"cpu": "4", "memory": "8000Mi"},
+        ),
+        # at the limit, or below it in another unit: kept as written
+        (
+            RequestPolicy(fixed={"cpu": "4000m", "memory": "8000Mi"}),
+            {"cpu": "4000m", "memory": "8000Mi"},
+        ),
+        (
+            RequestPolicy(fixed={"cpu": ".5", "memory": "8e9"}),
+            {"cpu": ".5", "memory": "8e9"},
+        ),
+        (
+            RequestPolicy(fixed={"memory": "8389e6"}),  # 8000Mi is 8388608000 bytes
+            {"memory": "8000Mi"},
+        ),
     ],
 )
 def test_requests_follow_the_policy(policy, expected):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import socket
+import ssl
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,7 +40,12 @@ class FaultProxy:
         """`lose_first_create_answers`: the first create of each pod reaches the API
         server, which creates the pod, and its answer is lost (the connection drops),
         as when a network fails at the worst moment."""
-        self.upstream = httpx.Client(base_url=upstream, verify=ca, timeout=None)
+        # httpx deprecates verify=<path>: a context that trusts the testbed's CA
+        self.upstream = httpx.Client(
+            base_url=upstream,
+            verify=ssl.create_default_context(cafile=ca),
+            timeout=None,
+        )
         self.rates = (p429, p503, p_reset)
         self.lose_first_create_answers = lose_first_create_answers
         self.created: set[str] = set()
