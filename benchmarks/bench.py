@@ -424,12 +424,11 @@ class ExecutorRounds:
 
     def __init__(self, tracker: PodTracker, board: StatusBoard, names: list[str]):
         self.tracker, self.board = tracker, board
-        self.progress = Progress(logging.getLogger("bench.quiet"))
         self.active = list(names)
         self.noticed: dict[str, float] = {}
 
     def round(self) -> None:
-        self.active, finished = self.board.decide(self.active, str, self.progress)
+        self.active, finished = self.board.decide(self.active, str)
         for name, _ in finished:
             self.noticed[name] = time.monotonic()
             self.board.forget(name)
@@ -487,7 +486,9 @@ def new_tracker(kube: KubeClient, run_id: str) -> PodTracker:
 def start_tracker(access: ClusterAccess, run_id: str):
     kube = KubeClient(access, max_connections=SETTINGS.max_concurrent_submissions + 2)
     tracker = new_tracker(kube, run_id)
-    board = StatusBoard(tracker, kube, NS, SETTINGS)
+    board = StatusBoard(
+        tracker, kube, NS, SETTINGS, progress=Progress(logging.getLogger("bench.quiet"))
+    )
     return kube, tracker, board
 
 

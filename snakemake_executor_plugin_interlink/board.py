@@ -36,6 +36,10 @@ TRANSIENT_ERROR_GRACE = 1800.0  # API server unreachable: then the jobs fail
 
 
 class StatusBoard:
+    """The one owner of the run's status view: the watched pods (tracker), the jobs'
+    own end signals (completion.py) and the progress line. The executor asks it and
+    tells it what it submitted and reported; it never reaches the parts."""
+
     def __init__(
         self,
         tracker: PodTracker,
@@ -44,11 +48,13 @@ class StatusBoard:
         settings: CheckedSettings,
         ends: JobEnds | None = None,
         *,
+        progress: Progress | None = None,
         refusal_grace: float = PERMANENT_ERROR_GRACE,
         outage_grace: float = TRANSIENT_ERROR_GRACE,
     ):
         self._tracker = tracker
         self._ends = ends
+        self.progress = progress
         self._kube = kube
         self._namespace = namespace
         self._unschedulable_timeout = settings.unschedulable_timeout
@@ -61,11 +67,54 @@ class StatusBoard:
         self._seen_generation = -1
         self._next_recheck = 0.0  # monotonic time a waiting pod's timeout may expire
 
+    # -- what the executor tells and asks ----------------------------------------
+
+    def track(self, name: str, pod: dict[str, Any] | None) -> None:
+        """A pod the run created (or re-attached to): in the view at once (unless
+        its create is uncertain: then the watch, or a GET after the grace, decides),
+        in the progress line, and watched for its job's own end."""
+        if pod is not None:
+            self._tracker.observe(pod)
+        if self.progress is not None:
+            self.progress.submitted(name)
+        if self._ends is not None:
+            self._ends.track(name)
+
+    def finish(self, name: str, status: PodStatus) -> None:
+        """The job was reported: count it, and forget its pod."""
+        if self.progress is not None:
+            self.progress.update(name, status)
+        self.forget(name)
+
+    def pod(self, name: str) -> dict[str, Any] | None:
+        return self._tracker.get(name)
+
+    def pods(self) -> list[dict[str, Any]]:
+        return self._tracker.pods()
+
+    def wait_for_change(self, timeout: float) -> bool:
+        return self._tracker.wait_for_change(timeout)
+
+    def wait_for_view(self, timeout: float) -> KubeError | None:
+        """Wait until the first LIST completed; the watch's error if it did not."""
+        if self._tracker.synced.wait(timeout):
+            return None
+        return self._tracker.error or KubeError("no answer")
+
+    def stop(self) -> None:
+        """Stop watching (and probing): nothing changes the view any more."""
+        self._tracker.stop()
+        if self._ends is not None:
+            self._ends.stop()
+
+    def print_progress(self) -> None:
+        if self.progress is not None:
+            self.progress.print_if_changed()
+
+    # -- status rounds ------------------------------------------------------------
+
     def decide(
-        self,
-        jobs: Sequence[J],
-        pod_of: Callable[[J], str],
-        progress: Progress | None = None,
+        self, jobs: Sequence[J], pod_of: Callable[[J], str]
     ) -> tuple[list[J], list[tuple[J, PodStatus]]]:
         """One status round: every job is either still active or finished with its
         status, never dropped. Costs no lookup when nothing can have changed; a job
@@ -96,8 +145,8 @@ class StatusBoard:
             if status is not None and status.state.finished:
                 finished.append((job, status))
                 continue
-            if status is not None and progress is not None:
-                progress.update(name, status)
+            if status is not None and self.progress is not None:
+                self.progress.update(name, status)
             active.append(job)
         return active, finished
 

@@ -39,8 +39,16 @@ class JobEnds(Protocol):
         """Pod name -> the end of each job whose end was seen, not yet collected."""
         ...
 
+    def track(self, pod: str) -> None:
+        """A pod of the run was submitted (or re-attached to)."""
+        ...
+
     def collect(self, pod: str) -> None:
         """The job's end was reported."""
+        ...
+
+    def stop(self) -> None:
+        """No more status rounds."""
         ...
 
 
@@ -74,6 +82,12 @@ class ExitMarkers:
             if end is not None:
                 found[entry.name] = end
         return found
+
+    def track(self, pod: str) -> None:
+        """Jobs write their markers without being asked."""
+
+    def stop(self) -> None:
+        """Nothing runs in the background."""
 
     def collect(self, pod: str) -> None:
         """The job's end was reported: its marker has served."""

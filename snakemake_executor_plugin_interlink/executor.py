@@ -155,32 +155,35 @@ class Executor(RemoteExecutor):
         self._earlier_runs = self._mark_run()  # before anything of the run exists
         self._started.callback(self._release_markers)  # runs before _close_pool
         self._check_access(bool(env))
-        self.tracker = PodTracker(
+        tracker = PodTracker(
             self.kube,
             self.namespace,
             runs_selector({run_id, *self._earlier_runs}),
             self.settings.relist_interval,
         )
-        self.tracker.start()
-        self._started.callback(self.tracker.stop)
-        self._see_earlier_runs()
-        self._create_secret(env)
-        self.next_seconds_between_status_checks = self.settings.status_interval
-        self.probe = self._log_probe() if self.markers is None else None
+        ends = self.markers or self._log_probe(tracker)
+        # the one owner of the status view from here on
         self.board = StatusBoard(
-            self.tracker,
+            tracker,
             self.kube,
             self.namespace,
             self.settings,
-            self.markers or self.probe,
+            ends,
+            progress=Progress(self.logger),
             refusal_grace=self.settings.refusal_tolerance,
         )
+        tracker.start()
+        if ends is not None and ends is not self.markers:
+            ends.start()
+        self._started.callback(self.board.stop)
+        self._see_earlier_runs()
+        self._create_secret(env)
+        self.next_seconds_between_status_checks = self.settings.status_interval
         self._kept: set[str] = set()
         self._rows: list[JobRow] = []  # the run report
         self._leftovers: Leftovers | None = None  # of earlier runs, once listed
         self._warned_rules: set[str] = set()
         self._closed = False
-        self.progress = Progress(self.logger)
         self._ready.set()
 
     def _mark_run(self) -> set[str]:
@@ -223,11 +226,11 @@ class Executor(RemoteExecutor):
         """Refuse to start when the pods of this directory's earlier runs cannot be
         listed: re-attach could not decide, and a killed run's pods would run beside
         new ones writing the same outputs."""
-        if not self._earlier_runs or self.tracker.synced.wait(
-            EARLIER_RUNS_LIST_SECONDS
-        ):
+        if not self._earlier_runs:
             return
-        error = self.tracker.error or "no answer"
+        error = self.board.wait_for_view(EARLIER_RUNS_LIST_SECONDS)
+        if error is None:
+            return
         raise WorkflowError(
             "interlink: could not list the pods of this directory's earlier runs "
             f"within {EARLIER_RUNS_LIST_SECONDS:.0f} s ({error}), so this run cannot "
@@ -281,23 +284,19 @@ class Executor(RemoteExecutor):
             return None
         return markers
 
-    def _log_probe(self) -> LogProbe | None:
+    def _log_probe(self, tracker: PodTracker) -> LogProbe | None:
         """Without a shared filesystem, jobs print their end; read it at a bounded
         rate from the logs of submitted pods."""
         if not self.settings.log_probe_rate:
             return None
-
-        probe = LogProbe(
+        return LogProbe(
             self.kube,
             self.namespace,
             CONTAINER,
             self.settings.log_probe_rate,
-            lambda name: may_have_ended(self.tracker.get(name)),
+            lambda name: may_have_ended(tracker.get(name)),
             self.settings.insecure_log_backend,
         )
-        probe.start()
-        self._started.callback(probe.stop)
-        return probe
 
     # -- what jobs run as --------------------------------------------------------
 
@@ -404,13 +403,10 @@ class Executor(RemoteExecutor):
             self.logger.info(
                 f"interlink: job {job.jobid} re-attached to pod {name} of a killed run"
             )
-            self.tracker.observe(pod)
+            self.board.track(name, pod)
             self.report_job_submission(
                 SubmittedJobInfo(job, external_jobid=name, aux={"pod": name})
             )
-            self.progress.submitted(name)
-            if self.probe:
-                self.probe.track(name)
         jobs = [job for job in jobs if all(job is not r for r, _ in resumed)]
         for job in jobs:
             self.run_job_pre(job)
@@ -436,11 +432,8 @@ class Executor(RemoteExecutor):
                         info, msg=self._api_problem(f"create pod {name}", result)
                     )
                     continue
-            self.tracker.observe(result)
+            self.board.track(name, None if isinstance(result, KubeError) else result)
             self.report_job_submission(info)
-            self.progress.submitted(name)
-            if self.probe:
-                self.probe.track(name)
 
     def _pod_to_resume(self, job: JobExecutorInterface) -> dict[str, Any] | None:
         """A pod that an earlier, killed run of this directory (proven by its marker,
@@ -452,7 +445,7 @@ class Executor(RemoteExecutor):
         if not self._earlier_runs:
             return None
         if self._leftovers is None:  # the view is complete: start-up waited for it
-            self._leftovers = Leftovers(self.tracker.pods(), self._earlier_runs)
+            self._leftovers = Leftovers(self.board.pods(), self._earlier_runs)
         claim = self._leftovers.claim(job_key(job), map(str, job.output))
         for stale in claim.stop:
             self._stop_stale(stale, job)
@@ -474,14 +467,14 @@ class Executor(RemoteExecutor):
         )
         self._delete("pod", name)
         deadline = time.monotonic() + CANCEL_WAIT_SECONDS
-        while self.tracker.get(name) is not None:
+        while self.board.pod(name) is not None:
             if time.monotonic() > deadline:
                 self.logger.warning(
                     f"interlink: pod {name} is still being deleted by the virtual node "
                     "(is it Ready?); its batch job may still write those outputs"
                 )
                 return
-            self.tracker.wait_for_change(0.5)
+            self.board.wait_for_change(0.5)
 
     # -- SIGTERM -----------------------------------------------------------------
 
@@ -521,10 +514,7 @@ class Executor(RemoteExecutor):
             return
         # in a thread: a round may send one GET (board.py), never on the event loop
         active, finished = await asyncio.to_thread(
-            self.board.decide,
-            active_jobs,
-            lambda info: info.external_jobid,
-            self.progress,
+            self.board.decide, active_jobs, lambda info: info.external_jobid
         )
         for info in active:
             yield info
@@ -544,7 +534,7 @@ class Executor(RemoteExecutor):
                     )
                     result = (self._log_path(info), f"[interlink] {result!r}\n")
                 self._report(info, status, *result)
-        self.progress.print_if_changed()
+        self.board.print_progress()
 
     def _log_path(self, info: SubmittedJobInfo) -> Path:
         job = info.job
@@ -556,7 +546,7 @@ class Executor(RemoteExecutor):
         """Store the log, then delete the pod (interLink drops the log with it)."""
         name = info.external_jobid
         path = self._log_path(info)
-        pod = self.tracker.get(name)
+        pod = self.board.pod(name)
         if pod is None or not pod["spec"].get("nodeName"):
             where = "was deleted" if pod is None else "never reached a virtual node"
             text = write_log(
@@ -582,7 +572,6 @@ class Executor(RemoteExecutor):
         self, info: SubmittedJobInfo, status: PodStatus, path: Path, text: str
     ) -> None:
         name = info.external_jobid
-        self.board.forget(name)
         job = info.job
         self._rows.append(
             JobRow(
@@ -594,7 +583,7 @@ class Executor(RemoteExecutor):
                 submitted=status.created,
             )
         )
-        self.progress.update(name, status)
+        self.board.finish(name, status)
         info.aux = {**(info.aux or {}), "status": status, "log": str(path)}
         if status.state == State.SUCCEEDED:
             self.report_job_success(info)
@@ -616,7 +605,7 @@ class Executor(RemoteExecutor):
             await asyncio.sleep(0.1)
             return
         await asyncio.to_thread(
-            self.tracker.wait_for_change, self.settings.status_interval
+            self.board.wait_for_change, self.settings.status_interval
         )
 
     # -- cancel and shutdown -------------------------------------------------------
@@ -627,9 +616,7 @@ class Executor(RemoteExecutor):
         self._cancelling = True
         if not self.termination.received:  # Ctrl-C: an API outage must not hold it
             self.kube.limit_retries(CLEANUP_SECONDS)
-        self.tracker.stop()
-        if self.probe:
-            self.probe.stop()
+        self.board.stop()
         # a wide submission may still be creating pods: stop it before deleting
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.cleanup.cancel(self._runs_selector())
@@ -669,7 +656,7 @@ class Executor(RemoteExecutor):
         that no job re-attached to: list them with the command that removes them (and
         their runs' Secrets), or remove them when asked. Another user's or machine's
         pods in the same namespace and path are never among them."""
-        found = orphans(self.tracker.pods(), self._earlier_runs, ours)
+        found = orphans(self.board.pods(), self._earlier_runs, ours)
         if not found:
             return
         names = sorted(p["metadata"]["name"] for p in found)
@@ -703,12 +690,10 @@ class Executor(RemoteExecutor):
             if not self.termination.received
             else TERMINATED_CLEANUP_SECONDS
         )
-        self.tracker.stop()
-        if self.probe:
-            self.probe.stop()
+        self.board.stop()
         ours = [
             pod["metadata"]["name"]
-            for pod in self.tracker.pods()
+            for pod in self.board.pods()
             if pod["metadata"].get("labels", {}).get(RUN_LABEL) == self.run.run_id
             or pod["metadata"]["name"] in self._adopted
         ]
@@ -721,7 +706,7 @@ class Executor(RemoteExecutor):
             secrets.append(self.run.secret_name)
         for secret in secrets:
             self._delete("Secret", secret)
-        self.progress.print_if_changed()
+        self.board.print_progress()
         self._write_report()
         stats = self.kube.stats
         self.logger.info(

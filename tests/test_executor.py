@@ -15,6 +15,8 @@ from snakemake.settings import types as sm
 
 from snakemake_executor_plugin_interlink import executor as executor_module
 from snakemake_executor_plugin_interlink.kube import ClusterAccess, KubeClient
+from snakemake_executor_plugin_interlink.pod import RUN_LABEL
+from snakemake_executor_plugin_interlink.runs import MARKERS, RunMarker
 from snakemake_executor_plugin_interlink.settings import ExecutorSettings
 
 from .fake_cluster import Call, FakeCluster
@@ -159,3 +161,56 @@ def test_a_secret_name_already_taken_stops_the_run_before_any_pod(
     error = run(cluster, 1, envvars=["FAKE_TOKEN"])
     assert error is not None and "not this run's" in str(error)
     assert "create" not in cluster.verbs()
+
+
+def test_a_run_refuses_to_start_when_earlier_runs_cannot_be_listed(
+    cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
+):
+    """This directory recorded a killed run, and its pods cannot be listed: re-attach
+    cannot decide, so the run stops before creating anything. (It used to wait 60 s,
+    then go on with re-attach silently off: a killed run's pods and the new ones then
+    wrote the same outputs.)"""
+    earlier = "11111111-1111-4111-8111-111111111111"
+    records = cluster.workdir / MARKERS
+    records.mkdir(parents=True)
+    marker = RunMarker(run_id=earlier, host="h", user="u", pid=1, started=0.0)
+    (records / earlier).write_text(marker.text())
+    monkeypatch.setattr(executor_module, "EARLIER_RUNS_LIST_SECONDS", 0.5)
+
+    def refuse_lists(call: Call) -> httpx.Response | None:
+        if call.verb in ("list", "watch"):
+            return httpx.Response(
+                403, json={"kind": "Status", "code": 403, "message": "no list for you"}
+            )
+        return None
+
+    cluster.faults.append(refuse_lists)
+    error = run(cluster, 1)
+    assert error is not None
+    message = str(error)
+    assert "no list for you" in message and "would run them twice" in message
+    assert f"delete pods,secrets -l '{RUN_LABEL} in ({earlier})'" in message
+    assert str(records) in message
+    assert "create" not in cluster.verbs()
+
+
+def test_a_create_that_gave_up_and_cannot_be_undone_is_tracked_until_known(
+    cluster: FakeCluster,
+):
+    """Every answer to the create is lost although the server created the pod, and
+    the delete that would undo it fails too: the job is tracked as if created, and
+    the pod's status decides (it used to end the run with a TypeError)."""
+
+    def lose_answers(call: Call) -> httpx.Response | None:
+        if call.verb == "create":
+            if call.name not in cluster.pods:
+                cluster.create(call.body)
+            return httpx.Response(503, json={"kind": "Status", "code": 503})
+        if call.verb == "delete" and not any(c.verb == "log" for c in cluster.calls):
+            return httpx.Response(503, json={"kind": "Status", "code": 503})
+        return None
+
+    cluster.faults.append(lose_answers)
+    assert run(cluster, 1) is None
+    assert cluster.verbs().count("log") == 1
+    assert not cluster.pods

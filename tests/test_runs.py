@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import linecache
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -313,39 +312,3 @@ def test_an_edited_script_gives_its_job_a_new_key(tmp_path: Path) -> None:
 
 
 # -- start-up refuses to guess -------------------------------------------------------
-
-
-def test_a_run_refuses_to_start_when_earlier_runs_cannot_be_listed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The old code waited 60 s for the first LIST, then went on with re-attach
-    silently off: a killed run's pods and the new ones then wrote the same outputs."""
-    from types import SimpleNamespace
-
-    from snakemake_interface_common.exceptions import WorkflowError
-
-    from snakemake_executor_plugin_interlink import executor
-    from snakemake_executor_plugin_interlink.kube import Forbidden
-
-    monkeypatch.setattr(executor, "EARLIER_RUNS_LIST_SECONDS", 0.2)
-    tracker = SimpleNamespace(
-        synced=threading.Event(), error=Forbidden("403 Forbidden: list pods")
-    )
-    stand_in = SimpleNamespace(
-        _earlier_runs={EARLIER},
-        tracker=tracker,
-        namespace="snakemake",
-        _marker_dir=tmp_path / "runs",
-    )
-    with pytest.raises(WorkflowError) as refused:
-        executor.Executor._see_earlier_runs(stand_in)  # type: ignore[arg-type]
-    message = str(refused.value)
-    assert "403 Forbidden: list pods" in message
-    assert "would run them twice" in message
-    assert f"delete pods,secrets -l '{RUN_LABEL} in ({EARLIER})'" in message
-    assert str(tmp_path / "runs") in message
-
-    tracker.synced.set()  # listed in time: no error
-    executor.Executor._see_earlier_runs(stand_in)  # type: ignore[arg-type]
-    stand_in._earlier_runs, tracker.synced = set(), threading.Event()
-    executor.Executor._see_earlier_runs(stand_in)  # type: ignore[arg-type]
