@@ -460,7 +460,7 @@ def test_unknown_context_is_named_in_the_error(kubeconfig):
 def test_an_answer_that_is_not_a_json_object_is_a_kube_error():
     # a proxy or a wrong --interlink-context server answering with a web page
     c = client(lambda r: httpx.Response(200, html="<html>Sign in</html>"))
-    with pytest.raises(KubeError, match="not a JSON object.*Sign in"):
+    with pytest.raises(KubeError, match=r"not a JSON object.*Sign in"):
         c.list_pods("ns", "run=1")
     with pytest.raises(KubeError, match="not a JSON object"):
         client(lambda r: httpx.Response(200, json=["a list"])).get_pod("ns", "p")
