@@ -11,6 +11,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 echo "== lint"
 ruff check .
 ruff format --check .
+mypy  # strict on the package: [tool.mypy] in pyproject.toml
 
 echo "== unit tests"
 "$PY" -m pytest -q -p no:cacheprovider tests testbed/tests -m "not e2e and not testbed" "$@"
