@@ -13,6 +13,7 @@ ruff check .
 ruff format --check .
 # the import contracts in pyproject.toml (the pure modules do no I/O)
 lint-imports --no-cache --no-logo
+mypy  # strict on the package: [tool.mypy] in pyproject.toml
 
 echo "== unit tests"
 "$PY" -m pytest -q -p no:cacheprovider tests testbed/tests -m "not e2e and not testbed" "$@"

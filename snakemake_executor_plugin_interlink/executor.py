@@ -161,7 +161,8 @@ class Executor(RemoteExecutor):
             runs_selector({run_id, *self._earlier_runs}),
             self.settings.relist_interval,
         )
-        ends = self.markers or self._log_probe(tracker)
+        probe = None if self.markers else self._log_probe(tracker)
+        ends = self.markers or probe
         # the one owner of the status view from here on
         self.board = StatusBoard(
             tracker,
@@ -173,8 +174,8 @@ class Executor(RemoteExecutor):
             refusal_grace=self.settings.refusal_tolerance,
         )
         tracker.start()
-        if ends is not None and ends is not self.markers:
-            ends.start()
+        if probe is not None:
+            probe.start()
         self._started.callback(self.board.stop)
         self._see_earlier_runs()
         self._create_secret(env)
@@ -702,7 +703,7 @@ class Executor(RemoteExecutor):
         if not self._cancelling and (set(ours) | self._undeleted) - self._kept:
             self.cleanup.delete_remaining(self._runs_selector(), self._kept)
         secrets = [secret_name(run) for run in self._adopted_runs if run]
-        if self._secret_created:
+        if self._secret_created and self.run.secret_name:
             secrets.append(self.run.secret_name)
         for secret in secrets:
             self._delete("Secret", secret)

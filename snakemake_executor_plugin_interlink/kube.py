@@ -26,7 +26,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,7 +276,7 @@ def load_access(
                 config_file=os.pathsep.join(map(str, files))
             )
             named = next((c for c in contexts if c["name"] == chosen), None)
-            ns = ((named or {}).get("context") or {}).get("namespace")
+            ns = str(((named or {}).get("context") or {}).get("namespace") or "")
             if not ns:  # kubectl in a pod: the pod's namespace, else 'default'
                 ns = _in_cluster_namespace() if in_cluster_possible() else "default"
             source = f"kubeconfig (context {chosen})"
@@ -361,7 +361,9 @@ class _BearerAuth(httpx.Auth):
                 )
             return self._ask()
 
-    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+    def auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
         header = self._header()
         if header:
             request.headers["Authorization"] = header
@@ -400,7 +402,7 @@ def _wait(state: RetryCallState) -> float:
     retry_after = error.retry_after if isinstance(error, KubeError) else None
     if retry_after is not None:
         return min(float(retry_after), 30.0)
-    return min(0.2 * 2 ** (state.attempt_number - 1), 10.0) * random.uniform(0.5, 1.5)
+    return min(0.2 * 2.0 ** (state.attempt_number - 1), 10.0) * random.uniform(0.5, 1.5)
 
 
 class KubeClient:
@@ -491,10 +493,18 @@ class KubeClient:
         params: dict[str, Any] | None = None,
         body: dict[str, Any] | None = None,
         verb: str | None = None,
-    ) -> dict[str, Any] | str:
+    ) -> dict[str, Any]:
         """One API call with the retry policy: connection errors, 429 (Retry-After)
-        and 500/502/503/504 are retried with backoff for at most retry_seconds."""
-        return self._retrying(self._send, method, path, params, body, verb or method)
+        and 500/502/503/504 are retried with backoff for at most retry_seconds. Every
+        endpoint but pods/log answers a JSON object: anything else (a proxy's HTML
+        page) is a KubeError, not a crash where the answer is read."""
+        answer = self._retrying(self._send, method, path, params, body, verb or method)
+        if isinstance(answer, str):
+            raise KubeError(
+                f"{method} {path}: the answer is not a JSON object: "
+                f"{answer.strip()[:MAX_ERROR_TEXT]!r}"
+            )
+        return answer
 
     def _log_retry(self, state: RetryCallState) -> None:
         self.stats.count(retry=True)
@@ -509,6 +519,7 @@ class KubeClient:
         body: dict[str, Any] | None,
         verb: str,
     ) -> dict[str, Any] | str:
+        """A JSON object answer parsed, any other answer as text (pods/log)."""
         self.stats.count(verb)
         try:
             response = self._http.request(method, path, params=params, json=body)
@@ -525,9 +536,11 @@ class KubeClient:
             raise error
         if "json" in response.headers.get("content-type", ""):
             try:
-                return response.json()  # type: ignore[no-any-return]
+                answer = response.json()
             except ValueError as e:
                 raise KubeError(f"{method} {path}: answer not JSON: {e}") from None
+            if isinstance(answer, dict):
+                return answer
         return response.text
 
     # -- pods ----------------------------------------------------------------------
@@ -537,7 +550,7 @@ class KubeClient:
         the lost first attempt created (same name and run label), else raise."""
         path = f"/api/v1/namespaces/{namespace}/pods"
         try:
-            return self.request("POST", path, body=manifest, verb="create")  # type: ignore[return-value]
+            return self.request("POST", path, body=manifest, verb="create")
         except Conflict:
             name = manifest["metadata"]["name"]
             existing = self.get_pod(namespace, name)
@@ -587,7 +600,7 @@ class KubeClient:
 
     def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return self.request(  # type: ignore[return-value]
+            return self.request(
                 "GET", f"/api/v1/namespaces/{namespace}/pods/{name}", verb="get"
             )
         except NotFound:
@@ -608,7 +621,7 @@ class KubeClient:
             params: dict[str, Any] = {"labelSelector": selector, "limit": page_size}
             try:
                 while True:
-                    page: dict[str, Any] = self.request(  # type: ignore[assignment]
+                    page = self.request(
                         "GET",
                         f"/api/v1/namespaces/{namespace}/pods",
                         params=params,
@@ -794,7 +807,7 @@ class KubeClient:
                 }
             },
         }
-        answer: dict[str, Any] = self.request(  # type: ignore[assignment]
+        answer = self.request(
             "POST",
             "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
             body=review,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .kube import KubeClient, KubeError
-from .pod import CONTAINER
+from .pod import CONTAINER, JobId
 
 _UNSAFE = re.compile(r"[^\w.=,+@-]+")
 
@@ -34,11 +34,11 @@ def wildcards_text(wildcards: Mapping[str, str]) -> str:
 
 
 def log_path(
-    log_dir: Path, rule: str, wildcards: Mapping[str, str], jobid: int
+    log_dir: Path, rule: str, wildcards: Mapping[str, str], jobid: JobId
 ) -> Path:
     """<log_dir>/<rule>/<wildcards>/<jobid>.log, every part sanitised."""
     spec = wildcards_text(wildcards) or "all"
-    return log_dir / path_part(rule) / path_part(spec) / f"{jobid}.log"
+    return log_dir / path_part(rule) / path_part(spec) / f"{path_part(str(jobid))}.log"
 
 
 def store_log(

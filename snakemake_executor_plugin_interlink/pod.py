@@ -65,6 +65,9 @@ def end_line_pattern(pod: str) -> re.Pattern[str]:
 # which the main Snakemake sizes with that attempt's resources.
 NO_RETRIES_IN_JOB = "--preemptible-rules --preemptible-retries 0"
 
+# Snakemake numbers a single job; a group job's id is a UUID string
+JobId = int | str
+
 _LABEL_INVALID = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -72,7 +75,7 @@ _LABEL_INVALID = re.compile(r"[^A-Za-z0-9_.-]+")
 class JobSpec:
     """What the pod needs to know about one Snakemake job (or group job)."""
 
-    jobid: int
+    jobid: JobId
     rule: str
     attempt: int
     threads: int
@@ -136,8 +139,9 @@ class RunContext:
         return labels
 
 
-def pod_name(run_id: str, jobid: int, attempt: int) -> str:
-    """DNS-1123 and short: the rule name goes into labels, not into the name."""
+def pod_name(run_id: str, jobid: JobId, attempt: int) -> str:
+    """DNS-1123 and short: the rule name goes into labels, not into the name. A group
+    job's UUID (lowercase hex and dashes) keeps it a DNS label of 56 characters."""
     return f"snakejob-{run_id[:8]}-{jobid}-{attempt}"
 
 

@@ -74,10 +74,11 @@ def jobs_tsv(rows: list[JobRow]) -> str:
 def timeline_html(rows: list[JobRow], title: str) -> str:
     """Bars per job, grouped by rule; time axis from the first submission."""
     timed = [r for r in rows if r.submitted is not None]
-    if not timed:
+    submissions = [r.submitted for r in timed if r.submitted is not None]
+    if not submissions:
         body = "<p>No job of this run was submitted.</p>"
         return _page(title, body)
-    start = min(r.submitted for r in timed)  # type: ignore[type-var]
+    start = min(submissions)
     end = max(
         (t for r in timed for t in (r.status.finished, r.status.started, r.submitted)
          if t is not None),

@@ -72,11 +72,16 @@ def runs_selector(runs: Iterable[str]) -> str:
 
 
 def run_of(pod: Pod) -> str:
-    return (pod["metadata"].get("labels") or {}).get(RUN_LABEL, "")
+    return _metadata_value(pod, "labels", RUN_LABEL)
 
 
 def _annotation(pod: Pod, key: str) -> str:
-    return (pod["metadata"].get("annotations") or {}).get(key, "")
+    return _metadata_value(pod, "annotations", key)
+
+
+def _metadata_value(pod: Pod, part: str, key: str) -> str:
+    """A label's or an annotation's value ("" when absent): the API's are strings."""
+    return str((pod["metadata"].get(part) or {}).get(key, ""))
 
 
 def _deleting(pod: Pod) -> bool:

@@ -156,7 +156,7 @@ def quantity_value(text: str) -> Decimal:
 
     if not _QUANTITY.match(text):
         raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. 500m, 2, 4Gi)")
-    return parse_quantity(text)
+    return Decimal(parse_quantity(text))
 
 
 def parse_request_policy(text: str) -> RequestPolicy:
@@ -582,7 +582,8 @@ def declared_by(model: type[BaseModel]) -> Callable[[_Settings], _Settings]:
             annotations[name] = field_type
             setattr(cls, name, cli_field)
         cls.__annotations__ = annotations
-        return dataclass(cls)
+        dataclass(cls)  # makes the class itself a dataclass (no slots: the same class)
+        return cls
 
     return decorate
 

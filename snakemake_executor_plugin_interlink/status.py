@@ -267,9 +267,9 @@ def failure_reason(
     status: dict[str, Any], terminated: list[dict[str, Any]]
 ) -> tuple[str, int | None]:
     """A failed pod's cause in words, and the job's exit code when there is one."""
-    pod_reason = status.get("reason") or ""
-    messages = [t.get("message") for t in terminated if t.get("message")]
-    message = status.get("message") or (messages[0] if messages else "")
+    pod_reason = str(status.get("reason") or "")
+    messages = [str(t["message"]) for t in terminated if t.get("message")]
+    message = str(status.get("message") or (messages[0] if messages else ""))
     codes = [t.get("exitCode") for t in terminated if t.get("exitCode")]
     code = codes[0] if codes else None
     if pod_reason == "ProviderFailed":
@@ -307,12 +307,13 @@ def _terminated(container: dict[str, Any]) -> bool:
 
 
 def _started(containers: list[dict[str, Any]]) -> datetime | None:
-    times = []
+    times: list[datetime] = []
     for c in containers:
         state = c.get("state") or {}
         for key in ("running", "terminated"):
-            if state.get(key) and state[key].get("startedAt"):
-                times.append(parse_time(state[key]["startedAt"]))
+            started = parse_time((state.get(key) or {}).get("startedAt"))
+            if started is not None:
+                times.append(started)
     return min(times, default=None)
 
 

@@ -751,3 +751,12 @@ def test_concurrent_401s_reload_the_credentials_once():
         answers = list(pool.map(lambda _: c.request("GET", "/x"), range(requests)))
     assert answers == [{"ok": True}] * requests
     assert len(reloads) == 1
+
+
+def test_an_answer_that_is_not_a_json_object_is_a_kube_error():
+    # a proxy or a wrong --interlink-context server answering with a web page
+    c = client(lambda r: httpx.Response(200, html="<html>Sign in</html>"))
+    with pytest.raises(KubeError, match=r"not a JSON object.*Sign in"):
+        c.list_pods("ns", "run=1")
+    with pytest.raises(KubeError, match="not a JSON object"):
+        client(lambda r: httpx.Response(200, json=["a list"])).get_pod("ns", "p")

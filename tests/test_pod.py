@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from snakemake_interface_common.exceptions import WorkflowError
 
+from snakemake_executor_plugin_interlink.logs import log_path
 from snakemake_executor_plugin_interlink.pod import (
     JobSpec,
     RunContext,
@@ -220,6 +221,24 @@ def test_label_values_of_different_texts_differ():
 def test_pod_names_are_short_and_unique_per_attempt():
     assert pod_name("0123abcd-ffff", 12345678, 1) == "snakejob-0123abcd-12345678-1"
     assert pod_name("0123abcd-ffff", 1, 1) != pod_name("0123abcd-ffff", 1, 2)
+
+
+# Snakemake's GroupJob.jobid: the UUID of the group's last job, as a string
+GROUP_JOBID = "6b3f0c1e-9a2d-5e4f-8b7a-0c1d2e3f4a5b"
+
+
+@pytest.mark.parametrize("jobid", [7, GROUP_JOBID])
+def test_single_and_group_jobs_name_their_pod_label_and_log(
+    settings, run, tmp_path, jobid
+):
+    manifest, _ = pod_for_job(spec(jobid=jobid, attempt=10), settings, run)
+    meta = manifest["metadata"]
+    assert meta["name"] == f"snakejob-0123abcd-{jobid}-10"
+    assert DNS_LABEL.match(meta["name"]) and len(meta["name"]) <= 63
+    label = meta["labels"]["interlink.snakemake.io/jobid"]
+    assert label == str(jobid) and LABEL_VALUE.match(label)
+    path = log_path(tmp_path, "pair", {"w": "a"}, jobid)
+    assert path == tmp_path / "pair" / "w=a" / f"{jobid}.log"
 
 
 def test_scripts_quote_the_workdir(run):
