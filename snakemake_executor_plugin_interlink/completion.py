@@ -26,8 +26,7 @@ from typing import Protocol
 
 from .kube import KubeClient, KubeError
 from .logs import serves_no_logs
-from .pod import end_line_pattern
-from .status import JobEnd, parse_job_end
+from .status import JobEnd, job_end_in_log, parse_job_end
 
 EXIT_DIR = Path(".snakemake", "interlink_exit")
 
@@ -188,10 +187,8 @@ class LogProbe:
             self._failures += 1
             return
         self._failures = 0
-        found = end_line_pattern(pod).findall(text)
-        if found:
+        end = job_end_in_log(pod, text)
+        if end is not None:
             with self._lock:
                 if pod in self._tracked:
-                    end = parse_job_end(found[-1])
-                    if end is not None:
-                        self._ended[pod] = end
+                    self._ended[pod] = end

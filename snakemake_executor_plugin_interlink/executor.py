@@ -46,10 +46,17 @@ from .pod import (
     JobSpec,
     RunContext,
     pod_for_job,
+    requested,
     secret_name,
 )
 from .progress import Progress
-from .report import JobRow, failure_message, jobs_tsv, timeline_html
+from .report import (
+    JobRow,
+    failure_message,
+    jobs_tsv,
+    oversized_requests,
+    timeline_html,
+)
 from .runs import (
     MARKERS,
     Leftovers,
@@ -66,7 +73,9 @@ from .settings import CheckedSettings
 from .status import (
     PodStatus,
     State,
+    job_end_in_log,
     may_have_ended,
+    with_usage,
 )
 from .termination import TerminationGrace
 from .tracker import PodTracker
@@ -182,6 +191,7 @@ class Executor(RemoteExecutor):
         self.next_seconds_between_status_checks = self.settings.status_interval
         self._kept: set[str] = set()
         self._rows: list[JobRow] = []  # the run report
+        self._requested: dict[str, tuple[float | None, float | None]] = {}
         self._leftovers: Leftovers | None = None  # of earlier runs, once listed
         self._warned_rules: set[str] = set()
         self._closed = False
@@ -399,6 +409,7 @@ class Executor(RemoteExecutor):
                     self.logger.warning(f"interlink: {warning}")
             self._warned_rules.add(job.name)
             manifests.append(manifest)
+            self._requested[manifest["metadata"]["name"]] = requested(manifest)
         for job, pod in resumed:
             name = pod["metadata"]["name"]
             self.logger.info(
@@ -574,6 +585,10 @@ class Executor(RemoteExecutor):
     ) -> None:
         name = info.external_jobid
         job = info.job
+        end = job_end_in_log(name, text)  # without a shared filesystem: what it used
+        if status.used_cpu_seconds is None and end is not None:
+            status = with_usage(status, end)
+        cpus, memory_mb = self._requested.pop(name, (None, None))
         self._rows.append(
             JobRow(
                 rule=job.name,
@@ -582,6 +597,8 @@ class Executor(RemoteExecutor):
                 attempt=job.attempt,
                 status=status,
                 submitted=status.created,
+                cpus_requested=cpus,
+                memory_requested_mb=memory_mb,
             )
         )
         self.board.finish(name, status)
@@ -708,6 +725,9 @@ class Executor(RemoteExecutor):
         for secret in secrets:
             self._delete("Secret", secret)
         self.board.print_progress()
+        oversized = oversized_requests(self._rows)
+        if oversized:
+            self.logger.warning(oversized)
         self._write_report()
         stats = self.kube.stats
         self.logger.info(

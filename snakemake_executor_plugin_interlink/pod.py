@@ -21,7 +21,7 @@ from typing import Any
 from snakemake_interface_common.exceptions import WorkflowError
 
 from .resources import PodResources, pod_resources
-from .settings import INTERLINK_TAINT_KEY, CheckedSettings
+from .settings import INTERLINK_TAINT_KEY, CheckedSettings, quantity_value
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "snakemake"
@@ -46,15 +46,40 @@ NODE_OUTAGE_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreac
 PIP_DEPLOYMENTS = ".snakemake/pip-deployments"  # on Snakemake's sys.path
 
 # what a job prints last without a shared filesystem (completion.LogProbe reads it),
-# then "<exit status> <start> <end>" (epoch seconds), as its exit-status file holds
+# then "<exit status> <start> <end> <cpu seconds> <peak memory KiB>" (times in epoch
+# seconds), as its exit-status file holds
 END_LINE = "[interlink] end of pod {pod}: "
+
+# Runs the job's command and reports its end: the exit status, when it ran, and what
+# it used, from the job itself (no sacct; the same on HTCondor). RUSAGE_CHILDREN holds
+# the CPU time of every process of the command and the peak resident memory of its
+# largest one. argv: where to write (a file, or "-" for the log's end line), the end
+# line's prefix, then the command. No single quote inside: it travels in one.
+END_REPORTER = """\
+import os, resource, subprocess, sys, time
+out, prefix = sys.argv[1:3]
+start = int(time.time())
+code = subprocess.call(sys.argv[3:])
+code = 128 - code if code < 0 else code
+used = resource.getrusage(resource.RUSAGE_CHILDREN)
+line = "%d %d %d %.1f %d" % (
+    code, start, int(time.time()), used.ru_utime + used.ru_stime, used.ru_maxrss
+)
+if out == "-":
+    print(prefix + line, flush=True)
+else:
+    with open(out + ".tmp", "w") as f:
+        f.write(line + "\\n")
+    os.replace(out + ".tmp", out)
+sys.exit(code)
+"""
 
 
 def end_line_pattern(pod: str) -> re.Pattern[str]:
     """The end line of this pod only: a job cannot end another, and a rule that prints
     something similar does not end its own job early."""
     return re.compile(
-        "^" + re.escape(END_LINE.format(pod=pod)) + r"(\d+ \d* ?\d*)$", re.MULTILINE
+        "^" + re.escape(END_LINE.format(pod=pod)) + r"(\d+(?: [\d.]*)*)$", re.MULTILINE
     )
 
 
@@ -179,18 +204,26 @@ def job_script(
                 f"python -m pip install --quiet --target {PIP_DEPLOYMENTS} {pkgs} "
                 "|| exit 1"
             )
-    if pod:  # when the command ran, as the job saw it (interLink may never show it)
-        lines.append("start=$(date +%s)")
-    lines.append(command)
-    if pod:
-        lines += ["status=$?", 'ran="$status $start $(date +%s)"']
-        if run.exit_dir:
-            marker = shlex.quote(f"{run.exit_dir}/{pod}")
-            lines.append(f'echo "$ran" >{marker}.tmp && mv -f {marker}.tmp {marker}')
-        else:
-            lines.append("echo " + shlex.quote(END_LINE.format(pod=pod)) + '"$ran"')
-        lines.append("exit $status")
+    if not pod:
+        lines.append(command)
+        return "\n".join(lines)
+    # how the command ended and what it used, as the job saw it (interLink may never
+    # show it): in the exit-status file, else as the log's last line
+    out = f"{run.exit_dir}/{pod}" if run.exit_dir else "-"
+    reporter = ["python", "-c", END_REPORTER, out, END_LINE.format(pod=pod)]
+    lines.append(shlex.join([*reporter, "/bin/sh", "-c", command]))
     return "\n".join(lines)
+
+
+def requested(manifest: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """The cpus and memory (MB) a job's pod asks for: its container's limits, which
+    interLink turns into the batch job's request."""
+    limits = manifest["spec"]["containers"][0].get("resources", {}).get("limits", {})
+    cpu, memory = limits.get("cpu"), limits.get("memory")
+    return (
+        None if cpu is None else float(quantity_value(cpu)),
+        None if memory is None else float(quantity_value(memory)) / 2**20,
+    )
 
 
 def container_command(script: str, flavour: str) -> list[str]:

@@ -17,7 +17,13 @@ from .status import PodStatus, State
 COLUMNS = (
     "rule", "wildcards", "pod", "remote_job_id", "state", "submitted", "scheduled",
     "started", "finished", "queue_wait_s", "run_time_s", "exit_code", "attempt",
+    "cpus_requested", "cpu_used_s", "cpu_efficiency", "memory_requested_mb",
+    "memory_used_mb", "memory_efficiency",
 )  # fmt: skip
+# a request is named as too large when it is over twice what the jobs used, and (for
+# memory) the difference is worth a change: a default 1000 MB for a 50 MB job is not
+OVERSIZED_FACTOR = 2.0
+OVERSIZED_MEMORY_MARGIN_MB = 1024.0
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,27 @@ class JobRow:
     attempt: int
     status: PodStatus
     submitted: datetime | None
+    cpus_requested: float | None = None  # the pod's cpu limit
+    memory_requested_mb: float | None = None  # the pod's memory limit
+
+    @property
+    def cpu_efficiency(self) -> float | None:
+        """CPU time used over the CPU time the request held while the job ran."""
+        used, cpus, run = (
+            self.status.used_cpu_seconds,
+            self.cpus_requested,
+            self.run_time,
+        )
+        if used is None or not cpus or not run:
+            return None
+        return used / (cpus * run)
+
+    @property
+    def memory_efficiency(self) -> float | None:
+        used, asked = self.status.used_memory_mb, self.memory_requested_mb
+        if used is None or not asked:
+            return None
+        return used / asked
 
     @property
     def queue_wait(self) -> float | None:
@@ -43,6 +70,9 @@ class JobRow:
             self.rule, self.wildcards, self.pod, s.remote_job_id, s.state.value,
             _iso(self.submitted), _iso(s.scheduled), _iso(s.started), _iso(s.finished),
             _num(self.queue_wait), _num(self.run_time), s.exit_code, self.attempt,
+            _num(self.cpus_requested), _num(s.used_cpu_seconds),
+            _num(self.cpu_efficiency, 2), _num(self.memory_requested_mb),
+            _num(s.used_memory_mb), _num(self.memory_efficiency, 2),
         )  # fmt: skip
         return ["" if v is None else _tsv_safe(str(v)) for v in values]
 
@@ -57,8 +87,8 @@ def _iso(t: datetime | None) -> str | None:
     return t.isoformat(timespec="seconds") if t else None
 
 
-def _num(x: float | None) -> str | None:
-    return None if x is None else f"{x:.1f}"
+def _num(x: float | None, digits: int = 1) -> str | None:
+    return None if x is None else f"{x:.{digits}f}"
 
 
 def _tsv_safe(text: str) -> str:
@@ -147,6 +177,10 @@ def _bar(x0: float, x1: float, y: int, h: int, kind: str, row: JobRow) -> str:
         f"{row.pod} {row.status.state.value}; waited "
         f"{_num(row.queue_wait) or '?'} s, ran {_num(row.run_time) or '?'} s"
     )
+    if row.cpu_efficiency is not None:
+        tip += f"; cpu efficiency {row.cpu_efficiency:.0%}"
+    if row.memory_efficiency is not None:
+        tip += f"; memory efficiency {row.memory_efficiency:.0%}"
     return (
         f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 1.0):.1f}" height="{h}" '
         f'class="bar {kind}"><title>{html.escape(tip)}</title></rect>'
@@ -214,3 +248,49 @@ def failure_message(
     if kept_in_namespace is not None:
         msg += f"The pod is kept: kubectl -n {kept_in_namespace} describe pod {pod}\n"
     return msg
+
+
+def oversized_requests(rows: list[JobRow]) -> str | None:
+    """One line naming the rules whose cpu or memory request is more than twice what
+    their succeeded jobs used (the most any of them used, for memory; on average while
+    running, for cpu: a single cpu is the least a job can ask for), or None."""
+    by_rule: dict[str, list[JobRow]] = {}
+    for row in rows:
+        if row.status.state == State.SUCCEEDED:
+            by_rule.setdefault(row.rule, []).append(row)
+    findings = []
+    for rule, jobs in sorted(by_rule.items()):
+        said = []
+        memory = [
+            (r.memory_requested_mb, r.status.used_memory_mb)
+            for r in jobs
+            if r.memory_requested_mb and r.status.used_memory_mb is not None
+        ]
+        if memory and len(memory) == len(jobs):
+            asked = max(a for a, _ in memory)
+            used = max(u for _, u in memory)
+            if (
+                asked > OVERSIZED_FACTOR * used
+                and asked - used >= OVERSIZED_MEMORY_MARGIN_MB
+            ):
+                said.append(f"memory {asked:.0f} MB asked, at most {used:.0f} MB used")
+        cpu = [
+            (r.cpus_requested, r.status.used_cpu_seconds, r.run_time)
+            for r in jobs
+            if r.cpus_requested and r.status.used_cpu_seconds is not None and r.run_time
+        ]
+        if cpu and len(cpu) == len(jobs):
+            asked_cpus = max(c for c, _, _ in cpu)
+            busy = sum(u for _, u, _ in cpu) / sum(t for _, _, t in cpu if t)
+            if asked_cpus > 1 and asked_cpus > OVERSIZED_FACTOR * busy:
+                said.append(f"{asked_cpus:g} cpus asked, {busy:.1f} used on average")
+        if said:
+            findings.append(f"rule {rule} ({'; '.join(said)})")
+    if not findings:
+        return None
+    return (
+        "interlink: these rules asked for more than twice what their jobs used: "
+        + ", ".join(findings)
+        + ". Lowering their resources (threads, mem_mb) lets the site start them "
+        "sooner; per-job figures are in the run report's jobs.tsv."
+    )

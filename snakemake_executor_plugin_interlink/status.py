@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .pod import TIME_LIMIT_ANNOTATION
+from .pod import TIME_LIMIT_ANNOTATION, end_line_pattern
 
 JOB_ID_ANNOTATION = "JobID"  # written by interLink's virtual kubelet
 # the only container reasons the VK keeps (the Slurm plugin's Status.go); the job was
@@ -47,6 +47,9 @@ class PodStatus:
     scheduled: datetime | None = None
     started: datetime | None = None
     finished: datetime | None = None
+    # what the job's command used, as it reported itself (pod.END_REPORTER)
+    used_cpu_seconds: float | None = None
+    used_memory_mb: float | None = None
 
 
 _IMAGE_ERRORS_FATAL = {"InvalidImageName", "ErrImageNeverPull"}
@@ -229,15 +232,50 @@ class JobEnd:
     exit_code: int
     started: datetime | None = None
     finished: datetime | None = None
+    cpu_seconds: float | None = None
+    max_rss_kib: int | None = None
 
 
 def parse_job_end(text: str) -> JobEnd | None:
-    """'<exit status> <start> <end>' (epoch seconds; the times may be missing)."""
+    """'<exit status> <start> <end> <cpu seconds> <peak KiB>' (epoch seconds; all
+    but the exit status may be missing, as in what older jobs wrote)."""
     words = text.split()
     if not words or not all(w.isdigit() for w in words[:3]):
         return None
     times = [datetime.fromtimestamp(int(w), UTC) for w in words[1:3]]
-    return JobEnd(int(words[0]), *times)
+    cpu_seconds: float | None = None
+    max_rss_kib: int | None = None
+    try:
+        if len(words) > 3:
+            cpu_seconds = float(words[3])
+        if len(words) > 4:
+            max_rss_kib = int(words[4])
+    except ValueError:
+        cpu_seconds = max_rss_kib = None
+    return JobEnd(
+        int(words[0]),
+        times[0] if times else None,
+        times[1] if len(times) > 1 else None,
+        cpu_seconds,
+        max_rss_kib,
+    )
+
+
+def job_end_in_log(pod: str, text: str) -> JobEnd | None:
+    """The end the job printed as its log's last line (no shared filesystem)."""
+    found = end_line_pattern(pod).findall(text)
+    return parse_job_end(found[-1]) if found else None
+
+
+def with_usage(status: PodStatus, end: JobEnd) -> PodStatus:
+    """The status with what the job's command reported it used."""
+    if end.cpu_seconds is None and end.max_rss_kib is None:
+        return status
+    return replace(
+        status,
+        used_cpu_seconds=end.cpu_seconds,
+        used_memory_mb=None if end.max_rss_kib is None else end.max_rss_kib / 1024,
+    )
 
 
 def status_from_exit(
@@ -247,9 +285,10 @@ def status_from_exit(
     its pod: a pod that already tells how it ended still decides (it knows about kills
     the command never saw); the job's own times win over what the pod showed."""
     if pod is not None and pod.state.finished:
-        return pod
+        return with_usage(pod, end)
+    base = with_usage(pod or PodStatus(State.RUNNING), end)
     base = replace(
-        pod or PodStatus(State.RUNNING),
+        base,
         started=end.started or (pod.started if pod else None),
         finished=end.finished or now or datetime.now(UTC),
     )

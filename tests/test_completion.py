@@ -3,6 +3,7 @@ status only after the command ended, and a status round picks it up without a re
 and without waiting for the virtual kubelet to update the pod."""
 
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +58,44 @@ def test_the_script_writes_the_commands_exit_status_and_keeps_it(tmp_path, code)
     # the job's own times: when its command started and ended
     assert before - 1 <= end.started.timestamp() < end.finished.timestamp()
     assert end.finished.timestamp() <= time.time()
+
+
+def test_the_script_reports_what_its_command_used(tmp_path):
+    """CPU time of every process of the command, and the peak memory of its largest:
+    from the job itself, so that it works on any batch system."""
+    burn = (
+        f"{sys.executable} -c 'x = bytearray(120 * 2**20); "
+        "import time; t = time.process_time()\n"
+        "while time.process_time() - t < 0.5: pass'"
+    )
+    returncode, markers = run_script(tmp_path, f"{burn} && {burn}")
+    assert returncode == 0
+    end = markers.ended()["snakejob-r-1-1"]
+    assert end.max_rss_kib is not None and 120 * 1024 < end.max_rss_kib < 240 * 1024
+    assert end.cpu_seconds is not None and end.cpu_seconds >= 1.0  # both processes
+
+
+def test_a_command_killed_by_a_signal_reports_128_plus_the_signal(tmp_path):
+    returncode, markers = run_script(tmp_path, "kill -9 $$")
+    assert returncode == 137
+    assert markers.ended()["snakejob-r-1-1"].exit_code == 137
+
+
+@pytest.mark.parametrize(
+    ("text", "cpu", "rss"),
+    [
+        ("0 1 2 3.5 2048", 3.5, 2048),
+        ("0 1 2", None, None),  # what jobs of an older executor wrote
+        ("0 1 2 x y", None, None),
+    ],
+)
+def test_an_end_with_or_without_usage_is_read(text, cpu, rss):
+    end = parse_job_end(text)
+    assert end is not None and (end.exit_code, end.cpu_seconds, end.max_rss_kib) == (
+        0,
+        cpu,
+        rss,
+    )
 
 
 def test_the_status_is_written_only_after_the_command_ended(tmp_path):

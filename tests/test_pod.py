@@ -107,7 +107,8 @@ def test_shared_fs_binds_the_workdir_at_the_same_path_and_cds(settings, run):
     ]
     script = pod["containers"][0]["command"][2]
     assert script.splitlines()[0] == "cd '/data/project one' || exit 1"
-    assert script.splitlines()[2] == "python -m snakemake"
+    assert script.splitlines()[1].startswith("python -c 'import os, resource")
+    assert script.endswith(" /bin/sh -c 'python -m snakemake'")
 
 
 def test_object_storage_mode_uses_a_scratch_dir_and_no_workdir_bind(settings, run):
@@ -291,7 +292,7 @@ def test_the_job_script_survives_the_htcondor_plugins_quoting(tmp_path, code):
     assert done.returncode == code, done.stderr
     assert (workdir / "out.txt").read_text() == "/home/job|tick\ntwo  spaces\n"
     marker = (exit_dir / manifest["metadata"]["name"]).read_text()
-    assert marker.split()[0] == str(code) and len(marker.split()) == 3
+    assert marker.split()[0] == str(code) and len(marker.split()) == 5
 
 
 def test_a_plain_script_would_not_survive_it(tmp_path):

@@ -1,6 +1,7 @@
 """The run report: rows and the timeline page."""
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from snakemake_executor_plugin_interlink.report import (
     JobRow,
     failure_message,
     jobs_tsv,
+    oversized_requests,
     timeline_html,
 )
 from snakemake_executor_plugin_interlink.status import PodStatus, State
@@ -124,3 +126,88 @@ def test_a_failure_message_shows_only_the_last_lines():
     log = "\n".join(f"line {i}" for i in range(100))
     msg = failure_message("group-uuid", "p", PodStatus(State.FAILED, "x"), log, "l")
     assert "line 79" not in msg and "line 80" in msg and "line 99" in msg
+
+
+def used(
+    rule: str,
+    run_s: float,
+    cpus: float | None,
+    cpu_s: float | None,
+    asked_mb: float | None,
+    used_mb: float | None,
+    state: State = State.SUCCEEDED,
+) -> JobRow:
+    base = row(rule, f"p-{rule}", 1, run_s, state)
+    status = replace(base.status, used_cpu_seconds=cpu_s, used_memory_mb=used_mb)
+    return replace(
+        base, status=status, cpus_requested=cpus, memory_requested_mb=asked_mb
+    )
+
+
+def test_tsv_has_requested_used_and_efficiency():
+    text = jobs_tsv(
+        [used("big", 10, 4, 10, 8000, 500), used("unknown", 10, 1, None, None, None)]
+    )
+    lines = text.splitlines()
+    big = dict(zip(COLUMNS, lines[1].split("\t"), strict=True))
+    assert (big["cpus_requested"], big["cpu_used_s"], big["cpu_efficiency"]) == (
+        "4.0",
+        "10.0",
+        "0.25",
+    )
+    assert (
+        big["memory_requested_mb"],
+        big["memory_used_mb"],
+        big["memory_efficiency"],
+    ) == ("8000.0", "500.0", "0.06")
+    unknown = dict(zip(COLUMNS, lines[2].split("\t"), strict=True))
+    assert unknown["cpu_efficiency"] == unknown["memory_used_mb"] == ""
+
+
+def test_the_timeline_shows_efficiency():
+    page = timeline_html([used("big", 10, 4, 10, 8000, 500)], "t")
+    assert "cpu efficiency 25%" in page and "memory efficiency 6%" in page
+
+
+@pytest.mark.parametrize(
+    ("rows", "named"),
+    [
+        (
+            [used("big", 10, 4, 10, 8000, 500)],
+            [
+                "rule big (memory 8000 MB asked, at most 500 MB used; 4 cpus asked, 1.0 used on average)"
+            ],
+        ),
+        ([used("fit", 10, 4, 35, 2000, 1500)], []),
+        (
+            [used("default", 10, 1, 1, 1000, 60)],
+            [],
+        ),  # 1000 MB default, 1 cpu: the least
+        (
+            [used("mem", 10, 1, 9, 4000, 1000), used("mem", 10, 1, 9, 4000, 1900)],
+            ["rule mem (memory 4000 MB asked, at most 1900 MB used)"],
+        ),
+        ([used("mem", 10, 1, 9, 4000, 1000), used("mem", 10, 1, 9, 4000, 2100)], []),
+        (
+            [used("cpu", 10, 8, 30, None, None)],
+            ["rule cpu (8 cpus asked, 3.0 used on average)"],
+        ),
+        (
+            [used("cpu", 10, 8, 30, None, None), used("cpu", 10, 8, None, None, None)],
+            [],
+        ),  # not all known
+        ([used("failed", 10, 8, 1, 9000, 10, State.FAILED)], []),  # only what succeeded
+        (
+            [used("a", 10, 8, 1, None, None), used("b", 10, 1, 1, 9000, 10)],
+            ["rule a (8 cpus asked", "rule b (memory 9000 MB"],
+        ),
+    ],
+)
+def test_rules_asking_more_than_twice_what_they_use_are_named(rows, named):
+    line = oversized_requests(rows)
+    if not named:
+        assert line is None
+        return
+    assert line is not None and line.startswith("interlink: these rules asked")
+    for part in named:
+        assert part in line

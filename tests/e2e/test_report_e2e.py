@@ -38,12 +38,54 @@ def test_report_rows_match_the_run(testbed: Testbed, tmp_path: Path):
         assert row["pod"].startswith("snakejob-") and row["attempt"] == "1"
         assert row["submitted"] <= row["started"] <= row["finished"]
         assert float(row["queue_wait_s"]) >= 0 and float(row["run_time_s"]) >= 0
+        # what the job used, as it reported itself: at least a Python's worth
+        assert 10 < float(row["memory_used_mb"]) < float(row["memory_requested_mb"])
+        assert float(row["cpu_used_s"]) > 0 and float(row["cpus_requested"]) >= 1
     greets = [r for r in rows if r["rule"] == "greet"]
     summary = next(r for r in rows if r["rule"] == "summary")
     assert all(summary["submitted"] >= g["finished"][:19] for g in greets), (
         "fan-in order"
     )
     assert (folder / "timeline.html").read_text().count('class="bar wait"') == 4
+
+
+def test_a_rule_asking_far_more_than_it_uses_is_named_at_the_end(
+    testbed: Testbed, workdir: Path
+):
+    """What the Slurm executor plugin's efficiency report gives, from the job itself:
+    the run report has each job's request and use, and the run's end names the rule
+    that asked for more than twice what it used."""
+    (workdir / "Snakefile").write_text(
+        """
+rule all:
+    input: "big.txt", "fit.txt"
+rule big:
+    output: "big.txt"
+    threads: 2
+    resources: mem_mb=6000
+    shell: "sleep 4; touch {output}"
+rule fit:
+    output: "fit.txt"
+    resources: mem_mb=600
+    shell: "touch {output}"
+"""
+    )
+    done = testbed.snakemake(workdir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (line,) = [x for x in done.stderr.splitlines() if "asked for more than twice" in x]
+    assert "rule big (memory 6000 MB asked, at most" in line
+    assert "2 cpus asked" in line and "rule fit" not in line
+    (folder,) = (workdir / ".snakemake" / "interlink_reports").iterdir()
+    rows = {
+        r["rule"]: r
+        for r in csv.DictReader((folder / "jobs.tsv").open(), delimiter="\t")
+    }
+    big = rows["big"]
+    assert (big["cpus_requested"], big["memory_requested_mb"]) == ("2.0", "6000.0")
+    assert 10 < float(big["memory_used_mb"]) < 1000
+    assert 0 < float(big["cpu_efficiency"]) < 0.5
+    assert float(big["memory_efficiency"]) < 0.2
+    assert "memory efficiency" in (folder / "timeline.html").read_text()
 
 
 def png_pixels(data: bytes) -> set[tuple[int, int, int]]:
