@@ -16,6 +16,7 @@ from snakemake_executor_plugin_interlink.kube import ClusterAccess, KubeClient
 from snakemake_executor_plugin_interlink.settings import CheckedSettings
 from snakemake_executor_plugin_interlink.status import State
 from snakemake_executor_plugin_interlink.tracker import PodTracker
+from tests.test_tracker import until
 
 
 def pod(name: str, phase: str = "Running", rv: str = "5") -> dict[str, Any]:
@@ -84,15 +85,6 @@ class ScriptedAPI:
                 "items": list(self.pods.values()),
             },
         )
-
-
-def until(predicate, timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 @pytest.fixture

@@ -153,6 +153,16 @@ class Testbed:
         print(done.stdout[-5000:], done.stderr[-20000:], sep="\n")
         return done
 
+    @staticmethod
+    def unlock(workdir: Path) -> None:
+        """What a user does after a killed run: `snakemake --unlock`."""
+        subprocess.run(
+            [sys.executable, "-m", "snakemake", "--unlock"],
+            cwd=workdir,
+            check=True,
+            capture_output=True,
+        )
+
     def start_snakemake(
         self,
         workdir: Path,

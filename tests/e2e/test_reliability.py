@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,12 +95,7 @@ rule work:
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert len(testbed.pods()) == 3, "the killed run's pods go on"
-    subprocess.run(
-        [sys.executable, "-m", "snakemake", "--unlock"],
-        cwd=workdir,
-        check=True,
-        capture_output=True,
-    )
+    testbed.unlock(workdir)
     done = testbed.snakemake(workdir, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr.count("re-attached to pod") == 3
@@ -131,12 +124,7 @@ rule work:
     proc.wait(timeout=30)
     # the workflow changed: nothing of the dead run is needed any more
     write(workdir, 'rule all:\n    output: "other.txt"\n    shell: "touch {output}"\n')
-    subprocess.run(
-        [sys.executable, "-m", "snakemake", "--unlock"],
-        cwd=workdir,
-        check=True,
-        capture_output=True,
-    )
+    testbed.unlock(workdir)
     done = testbed.snakemake(workdir)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (

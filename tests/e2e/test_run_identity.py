@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 from .conftest import Testbed, sacct, wait_until
@@ -127,12 +126,7 @@ def test_an_edited_rule_is_not_adopted_and_its_old_pod_stops_first(
         for p in testbed.pods()
     )
     (workdir / "Snakefile").write_text(snakefile.format("echo new > {output}"))
-    subprocess.run(
-        [sys.executable, "-m", "snakemake", "--unlock"],
-        cwd=workdir,
-        check=True,
-        capture_output=True,
-    )
+    testbed.unlock(workdir)
     done = testbed.snakemake(workdir, timeout=300)
     assert done.returncode == 0
     assert "re-attached" not in done.stderr
