@@ -184,6 +184,7 @@ class Testbed:
             stderr=subprocess.STDOUT,
             text=True,
             env={**base, **(env or {})},
+            preexec_fn=_interruptible,
         )
         self.procs.append(proc)
         return proc
@@ -248,6 +249,13 @@ def pod_files(testbed: Testbed, namespace: str, account: str, directory: Path) -
         (directory / name).write_bytes(base64.b64decode(data[name]))
     (directory / "namespace").write_text(namespace)
     return directory
+
+
+def _interruptible() -> None:
+    """Ctrl-C as a terminal sends it: a test suite started in the background of a
+    script (`cmd &` without job control) ignores SIGINT, and its children inherit that,
+    so the tests' SIGINT would never reach Snakemake."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def sacct(*args: str) -> list[str]:
