@@ -7,6 +7,7 @@ holds only the namespaced Role of docs/setup.md, so the tests prove that Role su
 from __future__ import annotations
 
 import base64
+import csv
 import os
 import shlex
 import shutil
@@ -249,6 +250,13 @@ def pod_files(testbed: Testbed, namespace: str, account: str, directory: Path) -
         (directory / name).write_bytes(base64.b64decode(data[name]))
     (directory / "namespace").write_text(namespace)
     return directory
+
+
+def report_rows(workdir: Path) -> list[dict[str, str]]:
+    """The run report's rows (jobs.tsv): one per pod, so one per attempt."""
+    (report,) = (workdir / ".snakemake" / "interlink_reports").glob("*/jobs.tsv")
+    with report.open() as f:
+        return list(csv.DictReader(f, delimiter="\t"))
 
 
 def _interruptible() -> None:

@@ -11,7 +11,6 @@ of the submitting user (see examples/htcondor/README.md).
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import shutil
@@ -32,6 +31,7 @@ from .conftest import (
     Testbed,
     copy_example,
     read_env,
+    report_rows,
     sacct,
     wait_until,
 )
@@ -162,11 +162,6 @@ def no_condor_jobs_left_behind(testbed: Testbed) -> Iterator[None]:
     if left:
         condor("condor_rm", "-all", check=False)
     assert emptied, f"HTCondor jobs left behind: {left}"
-
-
-def report_rows(workdir: Path) -> list[dict[str, str]]:
-    (report,) = (workdir / ".snakemake" / "interlink_reports").glob("*/jobs.tsv")
-    return list(csv.DictReader(report.open(), delimiter="\t"))
 
 
 def write(workdir: Path, snakefile: str) -> Path:

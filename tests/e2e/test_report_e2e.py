@@ -3,7 +3,6 @@ timeline that a real browser draws with its bars."""
 
 from __future__ import annotations
 
-import csv
 import shutil
 import struct
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Testbed, copy_example
+from .conftest import Testbed, copy_example, report_rows
 
 WAIT_GREY = (0xC9, 0xCE, 0xD6)
 RUN_GREEN = (0x3A, 0x8F, 0x5C)
@@ -23,7 +22,7 @@ def test_report_rows_match_the_run(testbed: Testbed, tmp_path: Path):
     done = testbed.snakemake(workdir)
     assert done.returncode == 0, done.stderr[-3000:]
     (folder,) = (workdir / ".snakemake" / "interlink_reports").iterdir()
-    rows = list(csv.DictReader((folder / "jobs.tsv").open(), delimiter="\t"))
+    rows = report_rows(workdir)
     assert sorted((r["rule"], r["wildcards"]) for r in rows) == [
         ("greet", "sample=alpha"),
         ("greet", "sample=beta"),
@@ -76,10 +75,7 @@ rule fit:
     assert "rule big (memory 6000 MB asked, at most" in line
     assert "2 cpus asked" in line and "rule fit" not in line
     (folder,) = (workdir / ".snakemake" / "interlink_reports").iterdir()
-    rows = {
-        r["rule"]: r
-        for r in csv.DictReader((folder / "jobs.tsv").open(), delimiter="\t")
-    }
+    rows = {r["rule"]: r for r in report_rows(workdir)}
     big = rows["big"]
     assert (big["cpus_requested"], big["memory_requested_mb"]) == ("2.0", "6000.0")
     assert 10 < float(big["memory_used_mb"]) < 1000

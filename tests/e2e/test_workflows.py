@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 import re
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from .conftest import (
     copy_example,
     interrupt,
     read_env,
+    report_rows,
     sacct,
     wait_until,
 )
@@ -52,13 +52,6 @@ def run_example(testbed: Testbed, tmp_path: Path, example: str) -> Path:
     logs = list((workdir / ".snakemake" / "interlink_logs").rglob("*.log"))
     assert logs, "no job log was stored"
     return workdir
-
-
-def report_rows(workdir: Path) -> list[dict[str, str]]:
-    """The run report's rows (jobs.tsv): one per pod, so one per attempt."""
-    (report,) = (workdir / ".snakemake" / "interlink_reports").glob("*/jobs.tsv")
-    with report.open() as f:
-        return list(csv.DictReader(f, delimiter="\t"))
 
 
 def slurm_allocation(remote_job_id: str) -> tuple[str, str, str]:
