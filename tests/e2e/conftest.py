@@ -195,6 +195,8 @@ class Testbed:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            if proc.stdout is not None:  # a killed run's output nobody read
+                proc.stdout.close()
         self.procs.clear()
         self.admin.delete_pods(self.namespace, MANAGED)
         for secret in self.secrets():
