@@ -284,8 +284,15 @@ def status_from_exit(
     """A job whose command reported its end itself, before the virtual kubelet updated
     its pod: a pod that already tells how it ended still decides (it knows about kills
     the command never saw); the job's own times win over what the pod showed."""
-    if pod is not None and pod.state.finished:
-        return with_usage(pod, end)
+    if pod is not None and pod.state.finished:  # the job's times fill what it lacks
+        return with_usage(
+            replace(
+                pod,
+                started=pod.started or end.started,
+                finished=pod.finished or end.finished,
+            ),
+            end,
+        )
     base = with_usage(pod or PodStatus(State.RUNNING), end)
     base = replace(
         base,

@@ -211,7 +211,17 @@ def test_the_directory_takes_the_working_directorys_permissions(tmp_path):
 
 def test_a_pod_that_already_tells_its_end_decides():
     oom = PodStatus(State.FAILED, "out of memory", exit_code=0)
-    assert status_from_exit(oom, JobEnd(0)) is oom
+    assert status_from_exit(oom, JobEnd(0)) == oom
+    # the job's own times and use fill what the pod does not tell
+    t1, t2 = (datetime.fromtimestamp(t, UTC) for t in (1, 2))
+    told = status_from_exit(oom, JobEnd(0, t1, t2, 1.5, 2048))
+    assert (told.state, told.reason, told.started, told.finished) == (
+        State.FAILED,
+        "out of memory",
+        t1,
+        t2,
+    )
+    assert (told.used_cpu_seconds, told.used_memory_mb) == (1.5, 2.0)
     running = PodStatus(State.RUNNING, node="vk", remote_job_id="12")
     ok = status_from_exit(running, JobEnd(0))
     assert (ok.state, ok.node, ok.remote_job_id) == (State.SUCCEEDED, "vk", "12")

@@ -142,9 +142,10 @@ rule flaky:
         ("2", "succeeded"),
     ], "each attempt ran in a pod of its own"
     assert rows[0]["pod"] != rows[1]["pod"]
-    # the batch jobs of this test (the only Slurm jobs since it started), in order: a
-    # report row may lack the job id when the job ended before interLink's JobID was seen
-    memory = sacct("-S", start, "-o", "ReqMem")
+    # the batch jobs of this test, in order (a report row may lack the job id when the
+    # job ended before interLink's JobID was seen): those that ended since it started
+    # (the previous test's clean-up may cancel a job within the same second)
+    memory = sacct("-S", start, "-s", "COMPLETED,FAILED", "-o", "ReqMem")
     assert memory == ["400M", "800M"], "attempt 2's batch job got attempt 2's memory"
 
 
