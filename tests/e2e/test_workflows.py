@@ -145,7 +145,8 @@ rule flaky:
     # the batch jobs of this test, in order (a report row may lack the job id when the
     # job ended before interLink's JobID was seen): those that ended since it started
     # (the previous test's clean-up may cancel a job within the same second)
-    memory = sacct("-S", start, "-s", "COMPLETED,FAILED", "-o", "ReqMem")
+    jobs = [line.split("|") for line in sacct("-S", start, "-o", "ReqMem,State")]
+    memory = [mem for mem, state in jobs if not state.startswith("CANCELLED")]
     assert memory == ["400M", "800M"], "attempt 2's batch job got attempt 2's memory"
 
 
