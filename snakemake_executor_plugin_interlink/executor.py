@@ -337,7 +337,8 @@ class Executor(RemoteExecutor):
         wildcards = getattr(job, "wildcards_dict", None) or {}
         return {str(k): str(v) for k, v in wildcards.items()}
 
-    def job_spec(self, job: JobExecutorInterface) -> JobSpec:
+    def job_spec(self, job: JobExecutorInterface, key: str) -> JobSpec:
+        """`key`: job_key(job), which run_jobs computes once per job."""
         check_target_jobs(job.get_target_spec())
         return JobSpec(
             jobid=job.jobid,
@@ -348,7 +349,7 @@ class Executor(RemoteExecutor):
             command=self.format_job_exec(job),
             wildcards=self._wildcards(job),
             outputs=tuple(map(str, job.output)),
-            key=job_key(job),
+            key=key,
         )
 
     # -- start-up checks ---------------------------------------------------------
@@ -399,11 +400,14 @@ class Executor(RemoteExecutor):
         manifests = []
         resumed = []
         for job in jobs:
-            pod = self._pod_to_resume(job)
+            key = job_key(job)  # formats the rule's code: once per job
+            pod = self._pod_to_resume(job, key)
             if pod is not None:
                 resumed.append((job, pod))
                 continue
-            manifest, res = pod_for_job(self.job_spec(job), self.settings, self.run)
+            manifest, res = pod_for_job(
+                self.job_spec(job, key), self.settings, self.run
+            )
             for warning in res.warnings:
                 if job.name not in self._warned_rules:
                     self.logger.warning(f"interlink: {warning}")
@@ -447,7 +451,9 @@ class Executor(RemoteExecutor):
             self.board.track(name, None if isinstance(result, KubeError) else result)
             self.report_job_submission(info)
 
-    def _pod_to_resume(self, job: JobExecutorInterface) -> dict[str, Any] | None:
+    def _pod_to_resume(
+        self, job: JobExecutorInterface, key: str
+    ) -> dict[str, Any] | None:
         """A pod that an earlier, killed run of this directory (proven by its marker,
         runs.py) made for this very job, still pending, running or succeeded:
         re-attach instead of running the job again. Pods of those runs that write the
@@ -458,7 +464,7 @@ class Executor(RemoteExecutor):
             return None
         if self._leftovers is None:  # the view is complete: start-up waited for it
             self._leftovers = Leftovers(self.board.pods(), self._earlier_runs)
-        claim = self._leftovers.claim(job_key(job), map(str, job.output))
+        claim = self._leftovers.claim(key, map(str, job.output))
         for stale in claim.stop:
             self._stop_stale(stale, job)
         pod = claim.adopt
@@ -585,9 +591,10 @@ class Executor(RemoteExecutor):
     ) -> None:
         name = info.external_jobid
         job = info.job
-        end = job_end_in_log(name, text)  # without a shared filesystem: what it used
-        if status.used_cpu_seconds is None and end is not None:
-            status = with_usage(status, end)
+        if status.used_cpu_seconds is None:  # no exit file: what it used, from its log
+            end = job_end_in_log(name, text)
+            if end is not None:
+                status = with_usage(status, end)
         cpus, memory_mb = self._requested.pop(name, (None, None))
         self._rows.append(
             JobRow(

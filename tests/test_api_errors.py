@@ -87,11 +87,16 @@ def manifest(name: str = "job-1") -> dict:
     return {"metadata": {"name": name, "labels": {"run": "r"}}}
 
 
+def create_one(api: Recorder) -> dict | KubeError:
+    """What create_pods gives for one manifest."""
+    with ThreadPoolExecutor(1) as pool:
+        [(_, result)] = list(client(api).create_pods("ns", [manifest()], pool))
+    return result
+
+
 def test_a_create_that_gave_up_deletes_the_pod_by_name_before_failing():
     api = Recorder({("POST", "/pods"): [503], ("DELETE", "/pods/job-1"): [200]})
-    kube = client(api)
-    with ThreadPoolExecutor(1) as pool:
-        [(_, result)] = list(kube.create_pods("ns", [manifest()], pool))
+    result = create_one(api)
     assert isinstance(result, TransientError)
     assert not isinstance(result, CreateUncertain)
     assert api.calls[-1][:2] == ("DELETE", "/api/v1/namespaces/ns/pods/job-1")
@@ -99,17 +104,13 @@ def test_a_create_that_gave_up_deletes_the_pod_by_name_before_failing():
 
 def test_a_create_that_gave_up_and_cannot_be_undone_is_uncertain():
     api = Recorder({("POST", "/pods"): [503], ("DELETE", "/pods/job-1"): [503]})
-    kube = client(api)
-    with ThreadPoolExecutor(1) as pool:
-        [(_, result)] = list(kube.create_pods("ns", [manifest()], pool))
+    result = create_one(api)
     assert isinstance(result, CreateUncertain)
 
 
 def test_a_refused_create_is_not_followed_by_a_delete():
     api = Recorder({("POST", "/pods"): [422]})
-    kube = client(api)
-    with ThreadPoolExecutor(1) as pool:
-        [(_, result)] = list(kube.create_pods("ns", [manifest()], pool))
+    result = create_one(api)
     assert isinstance(result, KubeError) and result.status == 422
     assert [c[0] for c in api.calls] == ["POST"]
 

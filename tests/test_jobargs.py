@@ -160,4 +160,4 @@ def test_the_executor_quotes_the_job_arguments_and_refuses_before_the_spec(
     with pytest.raises(
         WorkflowError, match=r"^Rule make: the value 'a,b' of wildcard w "
     ):
-        executor.job_spec(job)
+        executor.job_spec(job, key="k")
