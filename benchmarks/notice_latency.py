@@ -1,36 +1,54 @@
-"""How long after a job's command ends does the executor report it? On the testbed's
-Slurm node with interLink's real status timing (a VK pass every 5 s, one pod per
-request, the Slurm plugin's 10 s cache: about one pod refreshed per 10 s).
+"""How long after a job's command ends does the executor report it? With interLink's
+real status timing (a VK pass every 5 s, one pod per request, the Slurm plugin's 10 s
+cache: about one pod refreshed per 10 s), at several widths.
 
-    .venv/bin/python benchmarks/notice_latency.py [--jobs 20]
+    .venv/bin/python benchmarks/notice_latency.py [--jobs 20,200,1000] [--cap 1200]
 
-Three ways of noticing, each a full run of the same workflow (N jobs, each sleeping a
-random 5-60 s, then writing the time its command ended):
+The jobs run on a virtual node of the benchmark's own (notice_node: the testbed's agent
+in local mode, --local-slots job processes at once, the rest waiting in the batch
+queue), since the testbed's Slurm has 2 cores: the status loop walks every pod the node
+holds, so its lag grows with the width whatever runs at the moment. Three ways of
+noticing, each a full run of the same workflow (N jobs, each sleeping a random 5-60 s,
+then writing the time its command ended):
 - pod status alone: the exit-status directory is blocked (a file stands where it would
   be) and the log probe is off (--interlink-log-probe-rate 0);
 - exit-status files (the default with a shared filesystem);
-- log probe: the directory is blocked; the probe reads the jobs' end lines (default
-  rate).
+- log probe (what a run without a shared filesystem uses): the directory is blocked;
+  the probe reads the jobs' end lines (default rate).
 The notice time is Snakemake's "Finished jobid" line (1 s resolution) minus the time the
-command ended. Prints median / p90 / max per way, the ratio to pod status alone, and the
-API requests of each run (the executor's own count), as a table and JSON.
+command ended. A run still going after --cap seconds is stopped with Ctrl-C; its
+unreported jobs count with the time they had waited (a lower bound, marked ≥ where it
+reaches the median). Prints median / p90 / max per way, the ratio to pod status alone,
+the API requests and the executor's CPU (the snakemake process, scheduler included), as
+a table and JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
+import resource
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 
-from workflow_500 import STATE, env_of, interlink_args
+from workflow_500 import REPO, STATE, env_of, interlink_args
+
+# The benchmark's own virtual node (notice_node)
+NODE = "vk-notice"
+PORT = 10550
+TAINT = "testbed.interlink/site=notice:NoSchedule"
 
 SNAKEFILE = """
 SLEEP = {sleeps}
@@ -73,7 +91,123 @@ def finished_times(log: str) -> dict[int, float]:
     return done
 
 
-def run_way(n: int, sleeps: list[int], blocked: bool, extra: list[str]) -> dict:
+def ended_times(workdir: Path) -> dict[int, float]:
+    """Output index -> epoch second at which the job's command ended (its output)."""
+    return {
+        int(path.stem): float(path.read_text())
+        for path in (workdir / "out").glob("*.txt")
+        if path.read_text().strip()
+    }
+
+
+def notice_delays(
+    reported: dict[int, float], ended: dict[int, float], stopped_at: float
+) -> list[tuple[float, bool]]:
+    """(delay, censored) of every job whose command ended, by delay. A job never
+    reported counts with the time it had waited when the run was stopped, a lower
+    bound: a capped run understates the delays, never flatters them."""
+    return sorted(
+        (max(0.0, reported[i] - end), False)
+        if i in reported
+        else (max(0.0, stopped_at - end), True)
+        for i, end in ended.items()
+    )
+
+
+@contextmanager
+def notice_node(bed: dict[str, str], slots: int) -> Iterator[list[str]]:
+    """A virtual node of the benchmark's own: local processes (no Slurm queue of 2
+    cores to wait in), interLink's real status timing, room for 2000 pods, its own taint
+    and the load test's namespace, so nothing else lands there and the shared testbed
+    keeps working. Yields the executor arguments that target it."""
+    state = STATE / "vnode-notice"
+    shutil.rmtree(state, ignore_errors=True)
+    state.mkdir(parents=True)
+    kubectl = [
+        f"{bed['TESTBED_BIN']}/kubectl",
+        "--kubeconfig",
+        bed["TESTBED_ADMIN_KUBECONFIG"],
+    ]
+    with open(STATE / "logs" / f"{NODE}.log", "ab") as log:
+        agent = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vnode",
+                "--node",
+                NODE,
+                "--kubeconfig",
+                bed["TESTBED_ADMIN_KUBECONFIG"],
+                "--port",
+                str(PORT),
+                "--batch",
+                "local",
+                "--status-timing",
+                "real",
+                "--state-dir",
+                str(state),
+                "--image-path",
+                str(Path(sys.executable).parent),
+                "--taint",
+                TAINT,
+                "--static-capacity",
+                "--cpu",
+                "2000",
+                "--memory",
+                "4000Gi",
+                "--pods",
+                "2000",
+                "--local-slots",
+                str(slots),
+                "--ping-interval",
+                "5",
+            ],
+            env={
+                **os.environ,
+                "PYTHONPATH": str(REPO / "testbed"),
+                "PYTHONUNBUFFERED": "1",
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        ready = [
+            *kubectl,
+            "get",
+            "node",
+            NODE,
+            "-o",
+            'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+        ]
+        deadline = time.monotonic() + 90
+        while subprocess.run(ready, capture_output=True, text=True).stdout != "True":
+            if agent.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"virtual node {NODE} did not become Ready (see its log)")
+            time.sleep(1)
+        yield [
+            "--interlink-namespace",
+            bed["TESTBED_LOCAL_NAMESPACE"],
+            "--interlink-node",
+            NODE,
+            "--interlink-tolerations",
+            TAINT,
+            # room for every pod of the run on one node
+            "--interlink-requests",
+            "cpu=1m,memory=1Mi",
+        ]
+    finally:
+        agent.terminate()
+        agent.wait(30)
+        subprocess.run(
+            [*kubectl, "delete", "node", NODE, "--ignore-not-found"],
+            capture_output=True,
+        )
+
+
+def run_way(
+    n: int, sleeps: list[int], way: str, node_args: list[str], cap: float
+) -> dict:
+    blocked, extra = WAYS[way]
     bed = env_of(STATE / "env")
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         workdir = Path(tmp)
@@ -81,59 +215,102 @@ def run_way(n: int, sleeps: list[int], blocked: bool, extra: list[str]) -> dict:
         if blocked:
             (workdir / ".snakemake").mkdir()
             (workdir / ".snakemake" / "interlink_exit").write_text("blocked\n")
+        log = workdir / "snakemake.log"
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.monotonic()
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "snakemake",
-                *interlink_args(bed),
-                "--jobs",
-                str(n),
-                "--latency-wait",
-                "5",
-                *extra,
-            ],
-            cwd=workdir,
-            capture_output=True,
-            text=True,
-        )
+        with open(log, "w") as stderr:
+            run = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "snakemake",
+                    *interlink_args(bed),
+                    *node_args,
+                    "--jobs",
+                    str(n),
+                    "--latency-wait",
+                    "5",
+                    "--keep-going",
+                    *extra,
+                ],
+                cwd=workdir,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                # a shell without job control starts us with SIGINT ignored
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            )
+            with suppress(subprocess.TimeoutExpired):
+                run.wait(cap)
+            stopped_at = time.time()
+            capped = run.poll() is None
+            if capped:  # Ctrl-C: the executor deletes its pods
+                run.send_signal(signal.SIGINT)
+                run.wait(300)
         makespan = time.monotonic() - start
-        if done.returncode != 0:
-            sys.exit(f"run failed:\n{done.stderr[-3000:]}")
-        reported = finished_times(done.stderr)
-        ended = {i: float((workdir / "out" / f"{i}.txt").read_text()) for i in range(n)}
-    delays = sorted(max(0.0, reported[i] - ended[i]) for i in range(n) if i in reported)
-    requests = re.search(r"interlink: (\d+) API requests", done.stderr)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        text = log.read_text()
+        if run.returncode != 0 and not capped:
+            sys.exit(f"{way}: run failed:\n{text[-3000:]}")
+        samples = notice_delays(finished_times(text), ended_times(workdir), stopped_at)
+    requests = re.search(r"interlink: (\d+) API requests", text)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    delays = [delay for delay, _ in samples]
+    middle = (len(samples) - 1) // 2
     return {
-        "jobs_seen": len(delays),
+        "jobs_ended": len(samples),
+        "unseen_when_stopped": sum(censored for _, censored in samples),
+        "capped_at_s": round(cap) if capped else None,
         "median_s": round(statistics.median(delays), 1),
+        # a censored sample at or below the median: the true median is at least this
+        "median_is_lower_bound": any(censored for _, censored in samples[: middle + 1]),
         "p90_s": round(delays[int(0.9 * (len(delays) - 1))], 1),
         "max_s": round(delays[-1], 1),
         "makespan_s": round(makespan, 1),
         "api_requests": int(requests.group(1)) if requests else 0,
+        "executor_cpu_s": round(cpu, 1),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--jobs", type=int, default=20)
+    parser.add_argument("--jobs", default="20,200", help="widths, comma-separated")
+    parser.add_argument("--ways", default=",".join(WAYS), help="comma-separated")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--cap", type=float, default=1200, help="seconds after which a run is stopped"
+    )
+    parser.add_argument(
+        "--slots", type=int, default=60, help="job processes at once on the node"
+    )
     args = parser.parse_args()
-    rng = random.Random(args.seed)
-    sleeps = [rng.randint(5, 60) for _ in range(args.jobs)]
-    results = {name: run_way(args.jobs, sleeps, *way) for name, way in WAYS.items()}
-    base = results["pod status alone"]["median_s"] or 1.0
-    header = ("median s", 9), ("p90 s", 7), ("max s", 7), ("ratio", 6), ("requests", 9)
-    print(f"{'':18} " + " ".join(f"{title:>{width}}" for title, width in header))
-    for name, r in results.items():
-        ratio = round(r["median_s"] / base, 3)
-        r["median_ratio_to_pod_status"] = ratio
-        print(
-            f"{name:18} {r['median_s']:>9} {r['p90_s']:>7} {r['max_s']:>7} "
-            f"{ratio:>6} {r['api_requests']:>9}"
-        )
-    print(json.dumps({"benchmark": "notice_latency", "jobs": args.jobs, **results}))
+    ways = args.ways.split(",")
+    header = ("median s", 9), ("p90 s", 7), ("max s", 7), ("ratio", 6), ("unseen", 7)
+    header += ("requests", 9), ("req/job", 8), ("cpu s", 7), ("cpu ms/job", 11)
+    bed = env_of(STATE / "env")
+    with notice_node(bed, args.slots) as node_args:
+        for n in map(int, args.jobs.split(",")):
+            rng = random.Random(args.seed)
+            sleeps = [rng.randint(5, 60) for _ in range(n)]
+            results = {
+                way: run_way(n, sleeps, way, node_args, args.cap) for way in ways
+            }
+            base = results.get("pod status alone", {}).get("median_s") or None
+            print(f"N = {n}")
+            print(f"{'':18} " + " ".join(f"{t:>{w}}" for t, w in header))
+            for way, r in results.items():
+                ratio = round(r["median_s"] / base, 3) if base else "-"
+                r["median_ratio_to_pod_status"] = ratio
+                median = ("≥" if r["median_is_lower_bound"] else "") + str(
+                    r["median_s"]
+                )
+                print(
+                    f"{way:18} {median:>9} {r['p90_s']:>7} {r['max_s']:>7} {ratio:>6} "
+                    f"{r['unseen_when_stopped']:>7} {r['api_requests']:>9} "
+                    f"{r['api_requests'] / n:>8.2f} {r['executor_cpu_s']:>7} "
+                    f"{1000 * r['executor_cpu_s'] / n:>11.1f}",
+                    flush=True,
+                )
+            print(json.dumps({"benchmark": "notice_latency", "jobs": n, **results}))
 
 
 if __name__ == "__main__":
