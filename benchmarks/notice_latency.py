@@ -4,7 +4,7 @@ cache: about one pod refreshed per 10 s), at several widths.
 
     .venv/bin/python benchmarks/notice_latency.py [--jobs 20,200,1000] [--cap 1200]
 
-The jobs run on a virtual node of the benchmark's own (notice_node: the testbed's agent
+The jobs run on a virtual node of the benchmark's own (bench_node: the testbed's agent
 in local mode, --local-slots job processes at once, the rest waiting in the batch
 queue), since the testbed's Slurm has 2 cores: the status loop walks every pod the node
 holds, so its lag grows with the width whatever runs at the moment. Three ways of
@@ -27,28 +27,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
 import resource
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 
-from workflow_500 import REPO, STATE, env_of, interlink_args
-
-# The benchmark's own virtual node (notice_node)
-NODE = "vk-notice"
-PORT = 10550
-TAINT = "testbed.interlink/site=notice:NoSchedule"
+from workflow_500 import STATE, bench_node, env_of, interlink_args
 
 SNAKEFILE = """
 SLEEP = {sleeps}
@@ -112,96 +104,6 @@ def notice_delays(
         else (max(0.0, stopped_at - end), True)
         for i, end in ended.items()
     )
-
-
-@contextmanager
-def notice_node(bed: dict[str, str], slots: int) -> Iterator[list[str]]:
-    """A virtual node of the benchmark's own: local processes (no Slurm queue of 2
-    cores to wait in), interLink's real status timing, room for 2000 pods, its own taint
-    and the load test's namespace, so nothing else lands there and the shared testbed
-    keeps working. Yields the executor arguments that target it."""
-    state = STATE / "vnode-notice"
-    shutil.rmtree(state, ignore_errors=True)
-    state.mkdir(parents=True)
-    kubectl = [
-        f"{bed['TESTBED_BIN']}/kubectl",
-        "--kubeconfig",
-        bed["TESTBED_ADMIN_KUBECONFIG"],
-    ]
-    with open(STATE / "logs" / f"{NODE}.log", "ab") as log:
-        agent = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "vnode",
-                "--node",
-                NODE,
-                "--kubeconfig",
-                bed["TESTBED_ADMIN_KUBECONFIG"],
-                "--port",
-                str(PORT),
-                "--batch",
-                "local",
-                "--status-timing",
-                "real",
-                "--state-dir",
-                str(state),
-                "--image-path",
-                str(Path(sys.executable).parent),
-                "--taint",
-                TAINT,
-                "--static-capacity",
-                "--cpu",
-                "2000",
-                "--memory",
-                "4000Gi",
-                "--pods",
-                "2000",
-                "--local-slots",
-                str(slots),
-                "--ping-interval",
-                "5",
-            ],
-            env={
-                **os.environ,
-                "PYTHONPATH": str(REPO / "testbed"),
-                "PYTHONUNBUFFERED": "1",
-            },
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        ready = [
-            *kubectl,
-            "get",
-            "node",
-            NODE,
-            "-o",
-            'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
-        ]
-        deadline = time.monotonic() + 90
-        while subprocess.run(ready, capture_output=True, text=True).stdout != "True":
-            if agent.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"virtual node {NODE} did not become Ready (see its log)")
-            time.sleep(1)
-        yield [
-            "--interlink-namespace",
-            bed["TESTBED_LOCAL_NAMESPACE"],
-            "--interlink-node",
-            NODE,
-            "--interlink-tolerations",
-            TAINT,
-            # room for every pod of the run on one node
-            "--interlink-requests",
-            "cpu=1m,memory=1Mi",
-        ]
-    finally:
-        agent.terminate()
-        agent.wait(30)
-        subprocess.run(
-            [*kubectl, "delete", "node", NODE, "--ignore-not-found"],
-            capture_output=True,
-        )
 
 
 def run_way(
@@ -287,7 +189,7 @@ def main() -> None:
     header = ("median s", 9), ("p90 s", 7), ("max s", 7), ("ratio", 6), ("unseen", 7)
     header += ("requests", 9), ("req/job", 8), ("cpu s", 7), ("cpu ms/job", 11)
     bed = env_of(STATE / "env")
-    with notice_node(bed, args.slots) as node_args:
+    with bench_node(bed, "real", args.slots) as node_args:
         for n in map(int, args.jobs.split(",")):
             rng = random.Random(args.seed)
             sleeps = [rng.randint(5, 60) for _ in range(n)]
