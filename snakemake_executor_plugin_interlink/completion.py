@@ -8,8 +8,9 @@ status to `<workdir>/.snakemake/interlink_exit/<pod>`, by rename so that a reade
 sees half a file, and the executor lists that one directory each status round: the
 entries are the ends not yet collected, so a round costs O(changes), and no request.
 Without a shared filesystem, the script prints an end line instead (`end_line`), and
-`LogProbe` reads the last bytes of running jobs' logs, which interLink serves from the
-job's files, at a bounded rate: requests per second, never per job and round.
+`LogProbe` reads the last bytes of submitted jobs' logs, which interLink serves from the
+job's files, each about once a period, at a bounded rate: requests per second, never per
+job and round.
 Pod status stays the authority for everything before the command runs.
 """
 
@@ -99,9 +100,17 @@ FAILURE_PAUSE = 60.0  # seconds without probes after a streak of failed ones
 FAILURE_STREAK = 10
 
 
+def probe_interval(pods: int, period: float, rate: float) -> float:
+    """Seconds between two probes: each of `pods` read about every `period`, never
+    more than `rate` per second in all. A fixed rate would either read 20 jobs' logs
+    needlessly often or leave 200 jobs' ends unseen for minutes."""
+    return max(1.0 / rate, period / max(pods, 1))
+
+
 class LogProbe:
-    """Reads the end of running jobs' logs, round robin, at most `rate` per second, in
-    a thread of its own so that a slow log never holds up a status round."""
+    """Reads the end of submitted jobs' logs, round robin, each about every `period`
+    seconds and at most `rate` per second, in a thread of its own so that a slow log
+    never holds up a status round."""
 
     def __init__(
         self,
@@ -109,13 +118,15 @@ class LogProbe:
         namespace: str,
         container: str,
         rate: float,
+        period: float,
         submitted: Callable[[str], bool],
         insecure_backend: bool = False,
     ) -> None:
         self._kube = kube
         self._namespace = namespace
         self._container = container
-        self._interval = 1.0 / rate
+        self._rate = rate
+        self._period = period
         self._submitted = submitted  # only a submitted job can have ended
         self._insecure = insecure_backend
         self._queue: deque[str] = deque()
@@ -152,8 +163,14 @@ class LogProbe:
             self._tracked.discard(pod)
             self._ended.pop(pod, None)
 
+    def interval(self) -> float:
+        """The pause before the next probe, for the jobs whose end is not seen yet."""
+        with self._lock:
+            waiting = len(self._tracked) - len(self._ended)
+        return probe_interval(waiting, self._period, self._rate)
+
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._stop.wait(self.interval()):
             pod = self.next_pod()
             if pod is not None:
                 self.probe(pod)

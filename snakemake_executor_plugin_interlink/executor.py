@@ -305,6 +305,7 @@ class Executor(RemoteExecutor):
             self.namespace,
             CONTAINER,
             self.settings.log_probe_rate,
+            self.settings.log_probe_period,
             lambda name: may_have_ended(tracker.get(name)),
             self.settings.insecure_log_backend,
         )

@@ -429,12 +429,20 @@ class CheckedSettings(BaseModel):
         float,
         Field(ge=0, le=50),
         Option(
-            "Without a shared filesystem: log requests per second (in all) that look "
-            "for the end line of running jobs, since interLink refreshes a pod's "
-            "status only about every N x 10 s with N running pods. 0: wait for the pod "
-            "status."
+            "Without a shared filesystem: the most log requests per second (in all) "
+            "that look for the end line of running jobs, since interLink refreshes a "
+            "pod's status only about every N x 10 s with N running pods. 0: wait for "
+            "the pod status."
         ),
-    ] = 2.0
+    ] = 10.0
+    log_probe_period: Annotated[
+        PositiveSeconds,
+        Option(
+            "Without a shared filesystem: how often in seconds each submitted job's "
+            "log is read for its end line, as long as --interlink-log-probe-rate "
+            "allows; fewer jobs, fewer requests."
+        ),
+    ] = 15.0
     termination_grace: Annotated[
         NonNegativeInt,
         Option(

@@ -12,7 +12,11 @@ import httpx
 import pytest
 
 from snakemake_executor_plugin_interlink.board import StatusBoard
-from snakemake_executor_plugin_interlink.completion import ExitMarkers, LogProbe
+from snakemake_executor_plugin_interlink.completion import (
+    ExitMarkers,
+    LogProbe,
+    probe_interval,
+)
 from snakemake_executor_plugin_interlink.kube import ClusterAccess, KubeClient
 from snakemake_executor_plugin_interlink.pod import (
     RunContext,
@@ -133,7 +137,7 @@ def probe_against(logs: dict[str, str], submitted=lambda name: True):
 
     access = ClusterAccess(server="https://k8s.test", namespace="ns", source="test")
     kube = KubeClient(access, transport=httpx.MockTransport(answer))
-    return LogProbe(kube, "ns", "snakejob", 1.0, submitted), seen
+    return LogProbe(kube, "ns", "snakejob", 1.0, 15.0, submitted), seen
 
 
 def test_a_probe_reads_only_the_end_of_a_log_and_only_its_own_end_line():
@@ -175,7 +179,7 @@ def test_the_rotation_skips_ended_collected_and_unsubmitted_pods():
 
 def test_probes_run_at_the_rate_in_their_own_thread():
     probe, seen = probe_against({"a": "[interlink] end of pod a: 0 1 2\n"})
-    probe._interval = 0.01
+    probe._rate, probe._period = 100.0, 0.01
     probe.track("a")
     probe.start()
     try:
@@ -188,6 +192,31 @@ def test_probes_run_at_the_rate_in_their_own_thread():
         "a": JobEnd(0, *(datetime.fromtimestamp(t, UTC) for t in (1, 2)))
     }
     assert len(seen) == 1, "an ended job is not probed again"
+
+
+@pytest.mark.parametrize(
+    ("pods", "period", "rate", "interval"),
+    [
+        (20, 15.0, 10.0, 0.75),  # each job every 15 s: 1.3 requests/s
+        (200, 15.0, 10.0, 0.1),  # 13 a second wanted: the rate caps it
+        (1, 15.0, 10.0, 15.0),
+        (0, 15.0, 10.0, 15.0),  # nothing to read: a slow idle loop
+        (200, 15.0, 2.0, 0.5),
+    ],
+)
+def test_each_job_is_probed_about_once_a_period_within_the_rate(
+    pods, period, rate, interval
+):
+    assert probe_interval(pods, period, rate) == pytest.approx(interval)
+
+
+def test_the_pace_follows_the_jobs_whose_end_is_not_seen():
+    probe, _ = probe_against({"a": "[interlink] end of pod a: 0 1 2\n"})
+    for name in "abc":
+        probe.track(name)
+    assert probe.interval() == pytest.approx(5.0)  # 3 jobs, 15 s
+    probe.probe("a")
+    assert probe.interval() == pytest.approx(7.5)  # a's end is seen: 2 left
 
 
 def test_partial_and_foreign_files_are_not_ends(tmp_path):

@@ -139,7 +139,7 @@ CLI_TYPES = {
     "image": str | None, "image_pull_secrets": list[str],
     "service_account": str | None, "flavour": str, "requests": str,
     "gpu_resource": str, "binds": list[str], "deploy_storage_plugins": bool,
-    "pod_network": bool, "node_outage_tolerance": int, "log_probe_rate": float,
+    "pod_network": bool, "node_outage_tolerance": int, "log_probe_rate": float, "log_probe_period": float,
     "termination_grace": int, "status_interval": float, "relist_interval": int, "refusal_tolerance": int,
     "unschedulable_timeout": int, "pending_timeout": int,
     "max_concurrent_submissions": int, "remove_orphans": bool,
