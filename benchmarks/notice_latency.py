@@ -20,12 +20,15 @@ command ended. A run still going after --cap seconds is stopped with Ctrl-C; its
 unreported jobs count with the time they had waited (a lower bound, marked ≥ where it
 reaches the median). Prints median / p90 / max per way, the ratio to pod status alone,
 the API requests and the executor's CPU (the snakemake process, scheduler included), as
-a table and JSON.
+a table and JSON; and the median delay's two parts: the job's own Snakemake finishing
+after the rule's command (its "teardown", from the run report's job end), and from the
+pod's end to Snakemake's report.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import random
 import re
@@ -92,6 +95,25 @@ def ended_times(workdir: Path) -> dict[int, float]:
     }
 
 
+def job_ends(workdir: Path) -> dict[int, float]:
+    """Output index -> epoch second at which the job's pod command (its own Snakemake,
+    which still checks and records the outputs after the rule's command) ended, as the
+    run report has it (the job's own word)."""
+    found = {}
+    for report in (workdir / ".snakemake" / "interlink_reports").glob("*/jobs.tsv"):
+        with report.open() as f:
+            for row in csv.DictReader(f, delimiter="\t"):
+                if row["rule"] == "work" and row["finished"]:
+                    index = int(row["wildcards"].removeprefix("i="))
+                    found[index] = datetime.fromisoformat(row["finished"]).timestamp()
+    return found
+
+
+def median_gap(later: dict[int, float], earlier: dict[int, float]) -> float | None:
+    gaps = [later[i] - earlier[i] for i in later.keys() & earlier.keys()]
+    return round(statistics.median(gaps), 1) if gaps else None
+
+
 def notice_delays(
     reported: dict[int, float], ended: dict[int, float], stopped_at: float
 ) -> list[tuple[float, bool]]:
@@ -153,7 +175,9 @@ def run_way(
         text = log.read_text()
         if run.returncode != 0 and not capped:
             sys.exit(f"{way}: run failed:\n{text[-3000:]}")
-        samples = notice_delays(finished_times(text), ended_times(workdir), stopped_at)
+        reported, ended = finished_times(text), ended_times(workdir)
+        samples = notice_delays(reported, ended, stopped_at)
+        pods_ended = job_ends(workdir)
     requests = re.search(r"interlink: (\d+) API requests", text)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     delays = [delay for delay, _ in samples]
@@ -170,6 +194,10 @@ def run_way(
         "makespan_s": round(makespan, 1),
         "api_requests": int(requests.group(1)) if requests else 0,
         "executor_cpu_s": round(cpu, 1),
+        # the median delay in two parts: the job's own Snakemake finishing after the
+        # rule's command, then the executor and Snakemake reporting it
+        "median_job_teardown_s": median_gap(pods_ended, ended),
+        "median_pod_end_to_report_s": median_gap(reported, pods_ended),
     }
 
 
@@ -188,6 +216,7 @@ def main() -> None:
     ways = args.ways.split(",")
     header = ("median s", 9), ("p90 s", 7), ("max s", 7), ("ratio", 6), ("unseen", 7)
     header += ("requests", 9), ("req/job", 8), ("cpu s", 7), ("cpu ms/job", 11)
+    header += ("teardown s", 11), ("pod end→report s", 17)
     bed = env_of(STATE / "env")
     with bench_node(bed, "real", args.slots) as node_args:
         for n in map(int, args.jobs.split(",")):
@@ -209,7 +238,9 @@ def main() -> None:
                     f"{way:18} {median:>9} {r['p90_s']:>7} {r['max_s']:>7} {ratio:>6} "
                     f"{r['unseen_when_stopped']:>7} {r['api_requests']:>9} "
                     f"{r['api_requests'] / n:>8.2f} {r['executor_cpu_s']:>7} "
-                    f"{1000 * r['executor_cpu_s'] / n:>11.1f}",
+                    f"{1000 * r['executor_cpu_s'] / n:>11.1f} "
+                    f"{r['median_job_teardown_s']!s:>11} "
+                    f"{r['median_pod_end_to_report_s']!s:>17}",
                     flush=True,
                 )
             print(json.dumps({"benchmark": "notice_latency", "jobs": n, **results}))
