@@ -104,6 +104,10 @@ def absolute_path(value: str) -> str:
     return value
 
 
+def optional_absolute_path(value: str) -> str:
+    return value and absolute_path(value)
+
+
 def parse_key_values(items: list[str], what: str) -> dict[str, str]:
     """KEY=VALUE items into a dict; VALUE may contain '='."""
     parsed: dict[str, str] = {}
@@ -399,6 +403,19 @@ class CheckedSettings(BaseModel):
             cli_type=list[str],
         ),
     ] = ()
+    scratch_dir: Annotated[
+        str,
+        AfterValidator(optional_absolute_path),
+        Option(
+            "No-shared-filesystem mode on Slurm sites: the worker nodes' directory in "
+            "which each job makes its scratch directory (its sources, inputs, "
+            "outputs and storage copies), bound into the job at the same path. "
+            "interLink runs jobs with singularity --containall, whose own /tmp and "
+            "HOME share a 64 MiB in-memory session: a job with more data fails with "
+            "'No space left on device' there. Empty: use the container's /tmp "
+            "anyway. HTCondor sites: not bound (the job runs in HTCondor's sandbox)."
+        ),
+    ] = "/tmp"
     deploy_storage_plugins: Annotated[
         bool,
         Option(
