@@ -274,7 +274,7 @@ def pod_for_job(
         annotations[TIME_LIMIT_ANNOTATION] = str(res.time_limit_minutes)
     if not settings.pod_network:
         annotations[MESH_NETWORK_ANNOTATION] = "disabled"
-    scratch_dir = scratch_bind(run, settings, res.flavour)
+    scratch_dir = scratch_bind(settings, res.flavour)
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": res.image or settings.image or run.image,
@@ -369,29 +369,28 @@ def bind_paths(run: RunContext, settings: CheckedSettings) -> list[str]:
     ]
 
 
-def scratch_bind(run: RunContext, settings: CheckedSettings, flavour: str) -> str:
-    """The worker nodes' directory bound for the job's scratch directory, or "": only
-    without a shared filesystem, and not on HTCondor sites (whose plugin runs no
-    --containall and copies hostPath volumes instead of binding them)."""
-    if run.shared_fs or flavour == "htcondor":
-        return ""
-    return settings.scratch_dir
+def scratch_bind(settings: CheckedSettings, flavour: str) -> str:
+    """The worker nodes' directory bound into the job for its scratch directory and
+    Snakemake's default tmpdir (/tmp), or "": not on HTCondor sites, whose plugin runs
+    no --containall and copies hostPath volumes instead of binding them."""
+    return "" if flavour == "htcondor" else settings.scratch_dir
 
 
 def _host_path_volumes(
     run: RunContext, paths: list[str], scratch_dir: str = ""
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """hostPath volumes, which interLink's Slurm plugin turns into --bind; the scratch
-    directory's is created where missing (DirectoryOrCreate)."""
+    """hostPath volumes, which interLink's Slurm plugin turns into --bind in this
+    order: the scratch directory first (created where missing), so that it hides no
+    bind below it (the working directory under /tmp)."""
     volumes, mounts = [], []
-    for i, path in enumerate(paths):
-        name = "workdir" if run.shared_fs and i == 0 else f"bind-{i}"
-        volumes.append({"name": name, "hostPath": {"path": path, "type": "Directory"}})
-        mounts.append({"name": name, "mountPath": path})
     if scratch_dir and scratch_dir not in paths:
         source = {"path": scratch_dir, "type": "DirectoryOrCreate"}
         volumes.append({"name": "scratch", "hostPath": source})
         mounts.append({"name": "scratch", "mountPath": scratch_dir})
+    for i, path in enumerate(paths):
+        name = "workdir" if run.shared_fs and i == 0 else f"bind-{i}"
+        volumes.append({"name": name, "hostPath": {"path": path, "type": "Directory"}})
+        mounts.append({"name": name, "mountPath": path})
     return volumes, mounts
 
 

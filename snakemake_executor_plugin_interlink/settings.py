@@ -407,13 +407,14 @@ class CheckedSettings(BaseModel):
         str,
         AfterValidator(optional_absolute_path),
         Option(
-            "No-shared-filesystem mode on Slurm sites: the worker nodes' directory in "
-            "which each job makes its scratch directory (its sources, inputs, "
-            "outputs and storage copies), bound into the job at the same path. "
-            "interLink runs jobs with singularity --containall, whose own /tmp and "
-            "HOME share a 64 MiB in-memory session: a job with more data fails with "
-            "'No space left on device' there. Empty: use the container's /tmp "
-            "anyway. HTCondor sites: not bound (the job runs in HTCondor's sandbox)."
+            "Slurm sites: a directory of the worker nodes bound into every job at the "
+            "same path, where jobs without a shared filesystem make their scratch "
+            "directory (sources, inputs, outputs, storage copies); the default, /tmp, "
+            "is also Snakemake's default tmpdir of every rule. interLink runs jobs "
+            "with singularity --containall, whose own /tmp and HOME share a 64 MiB "
+            "in-memory session: more data fails with 'No space left on device' there. "
+            "Empty: bind nothing. HTCondor sites: not bound (the job runs in "
+            "HTCondor's sandbox)."
         ),
     ] = "/tmp"
     deploy_storage_plugins: Annotated[

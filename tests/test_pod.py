@@ -101,10 +101,12 @@ def test_shared_fs_binds_the_workdir_at_the_same_path_and_cds(settings, run):
     manifest, _ = pod_for_job(spec(), settings, run)
     pod = manifest["spec"]
     assert pod["volumes"] == [
-        {"name": "workdir", "hostPath": {"path": run.workdir, "type": "Directory"}}
+        {"name": "scratch", "hostPath": {"path": "/tmp", "type": "DirectoryOrCreate"}},
+        {"name": "workdir", "hostPath": {"path": run.workdir, "type": "Directory"}},
     ]
     assert pod["containers"][0]["volumeMounts"] == [
-        {"name": "workdir", "mountPath": run.workdir}
+        {"name": "scratch", "mountPath": "/tmp"},
+        {"name": "workdir", "mountPath": run.workdir},
     ]
     script = pod["containers"][0]["command"][2]
     assert script.splitlines()[0] == "cd '/data/project one' || exit 1"
@@ -122,7 +124,7 @@ def test_object_storage_mode_uses_a_scratch_dir_and_no_workdir_bind(settings, ru
     )
     manifest, _ = pod_for_job(spec(), CheckedSettings(binds=("/cvmfs",)), obj)
     pod = manifest["spec"]
-    assert [v["hostPath"]["path"] for v in pod["volumes"]] == ["/cvmfs", "/tmp"]
+    assert [v["hostPath"]["path"] for v in pod["volumes"]] == ["/tmp", "/cvmfs"]
     script = pod["containers"][0]["command"][2]
     assert "mktemp -d /tmp/snakejob.XXXXXX" in script and run.workdir not in script
     assert (
@@ -365,8 +367,14 @@ def test_object_storage_scratch_dir_is_bound_from_the_worker_node(
     assert f"scratch=$(mktemp -d {parent}/snakejob.XXXXXX) || exit 1" in script
 
 
-def test_shared_fs_mode_binds_no_scratch_dir(settings, run):
-    manifest, _ = pod_for_job(spec(), CheckedSettings(scratch_dir="/scratch"), run)
+def test_shared_fs_mode_binds_the_scratch_dir_for_rules_tmpdir(run):
+    """Snakemake's default tmpdir is /tmp: in the container's own 64 MiB session a
+    rule's temporary files failed with "No space left on device" (testbed sandbox)."""
+    manifest, _ = pod_for_job(spec(), CheckedSettings(), run)
+    assert [v["name"] for v in manifest["spec"]["volumes"]] == ["scratch", "workdir"]
+    script = manifest["spec"]["containers"][0]["command"][2]
+    assert "mktemp" not in script
+    manifest, _ = pod_for_job(spec(), CheckedSettings(scratch_dir=""), run)
     assert [v["name"] for v in manifest["spec"]["volumes"]] == ["workdir"]
 
 

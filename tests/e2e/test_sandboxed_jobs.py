@@ -260,3 +260,15 @@ def test_without_the_scratch_bind_the_64_mib_session_is_too_small(
     with pytest.raises(Exception, match="did not complete successfully"):
         run(node, BIG, bucket, scratch_dir="")
     assert "No space left on device" in job_output(node)
+
+
+def test_a_rules_tmpdir_has_room_beyond_the_64_mib_session(node: SandboxNode):
+    """Snakemake's default tmpdir is /tmp: the worker node's, bound into the job."""
+    run(
+        node,
+        'rule all:\n    input: "t.txt"\n'
+        'rule work:\n    output: "t.txt"\n'
+        '    shell: "head -c 80M /dev/zero > $TMPDIR/big.$$; rm $TMPDIR/big.$$; '
+        'touch {output}"\n',
+    )
+    assert (node.workdir / "t.txt").exists()
