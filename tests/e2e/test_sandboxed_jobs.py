@@ -13,7 +13,6 @@ testbed's S3.
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import os
 import shutil
@@ -29,11 +28,9 @@ import pytest
 from snakemake import api
 from snakemake.settings import types as sm
 
-from snakemake_executor_plugin_interlink import executor as executor_module
-from snakemake_executor_plugin_interlink.kube import ClusterAccess, KubeClient
 from snakemake_executor_plugin_interlink.settings import ExecutorSettings
 
-from ..fake_cluster import Call, FakeCluster, _now
+from ..fake_cluster import Call, FakeCluster
 from .conftest import REPO, STATE, read_env
 from .test_htcondor_s3 import empty_and_delete, s3_client
 
@@ -97,47 +94,18 @@ class SandboxNode(FakeCluster):
                 pairs.append((item["name"], self.secrets[ref["name"]][ref["key"]]))
         return pairs
 
-    def _run_node(self) -> None:
-        while not self.closed.is_set():
-            name = self._jobs.get()
-            if not name:
-                return
-            with self.changed:
-                pod = self.pods.get(name)
-                if pod is None:
-                    continue
-                pod["spec"]["nodeName"] = "vk"
-                pod["status"] = {"phase": "Running", "startTime": _now()}
-                self._emit("MODIFIED", pod)
-                manifest = json.loads(json.dumps(pod))
-            container = manifest["spec"]["containers"][0]
-            env = {container["name"]: self._env(container)}
-            script, _ = jobfiles.write_job(
-                self.jobs, manifest, env, {}, sandboxed=self.sandboxed
-            )
-            subprocess.run(
-                ["bash", str(script.parent / "job.sh")],
-                capture_output=True,
-                check=False,
-            )
-            status = script.parent / f"run-{container['name']}.status"
-            code = int(status.read_text()) if status.exists() else 1
-            with self.changed:
-                pod = self.pods.get(name)
-                if pod is None:
-                    continue
-                terminated = {
-                    "exitCode": code,
-                    "finishedAt": _now(),
-                    "reason": "Completed" if code == 0 else "Error",
-                }
-                pod["status"] = {
-                    "phase": "Succeeded" if code == 0 else "Failed",
-                    "containerStatuses": [
-                        {"name": container["name"], "state": {"terminated": terminated}}
-                    ],
-                }
-                self._emit("MODIFIED", pod)
+    def run_job(self, pod: dict[str, Any]) -> int:
+        """What vk-slurm does with --sandbox bwrap: the job directory, then job.sh."""
+        container = pod["spec"]["containers"][0]
+        env = {container["name"]: self._env(container)}
+        script, _ = jobfiles.write_job(
+            self.jobs, pod, env, {}, sandboxed=self.sandboxed
+        )
+        subprocess.run(
+            ["bash", str(script.parent / "job.sh")], capture_output=True, check=False
+        )
+        status = script.parent / f"run-{container['name']}.status"
+        return int(status.read_text()) if status.exists() else 1
 
 
 @pytest.fixture
@@ -152,13 +120,7 @@ def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxNod
     workdir = tmp_path / "wd"
     workdir.mkdir()
     fake = SandboxNode(workdir, tmp_path / "jobs")
-    access = ClusterAccess(server="https://k8s.test", namespace="ns", source="fake")
-    monkeypatch.setattr(executor_module, "load_access", lambda *a: access)
-    monkeypatch.setattr(
-        executor_module,
-        "KubeClient",
-        functools.partial(KubeClient, transport=fake.transport(), retry_seconds=1.0),
-    )
+    fake.install(monkeypatch)
     monkeypatch.chdir(workdir)
     yield fake
     fake.close()
