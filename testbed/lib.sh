@@ -70,7 +70,7 @@ start_daemon() { # name command... ; no-op when that daemon is already running
   # as the daemon, e.g. the lock of `flock /tmp/interlink-e2e.lock testbed/up.sh`, which
   # every daemon started under it would then hold for good.
   (
-    for fd in /proc/$BASHPID/fd/*; do
+    for fd in /proc/"$BASHPID"/fd/*; do
       fd=${fd##*/}
       if ((fd > 2)); then eval "exec $fd>&-"; fi
     done

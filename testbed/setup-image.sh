@@ -48,6 +48,7 @@ in_root python3 -m venv "$VENV"
 # pip inside the root reaches PyPI with the host's certificate bundle (a site proxy's CA
 # may be only there); the bundle is removed afterwards
 cp /etc/ssl/certs/ca-certificates.crt "$ROOT.tmp/tmp/host-ca.crt"
+# shellcheck disable=SC2086 # PIP_PACKAGES: one word per package
 in_root env PIP_CERT=/tmp/host-ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 \
   "$VENV/bin/pip" install --no-cache-dir --quiet $PIP_PACKAGES >&2
 rm -f "$ROOT.tmp/tmp/host-ca.crt" "$ROOT.tmp/etc/resolv.conf" "$ROOT.tmp/etc/localtime"
