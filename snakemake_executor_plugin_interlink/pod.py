@@ -185,16 +185,24 @@ def label_value(text: str) -> str:
 
 
 def job_script(
-    command: str, run: RunContext, workdir: str, pod: str | None = None
+    command: str,
+    run: RunContext,
+    workdir: str,
+    pod: str | None = None,
+    scratch_dir: str = "",
 ) -> str:
     """The container's shell script: where the job runs, Snakemake's command, and the
-    command's exit status written where the executor sees it without interLink."""
+    command's exit status written where the executor sees it without interLink.
+    Without a shared filesystem the job works in a scratch directory made in
+    `scratch_dir` (bound from the worker node), else in the container's own temporary
+    directory."""
     lines = []
     if run.shared_fs:
         lines.append(f"cd {shlex.quote(workdir)} || exit 1")
     else:
+        parent = shlex.quote(scratch_dir) if scratch_dir else '"${TMPDIR:-/tmp}"'
         lines += [
-            'scratch=$(mktemp -d "${TMPDIR:-/tmp}/snakejob.XXXXXX") || exit 1',
+            f"scratch=$(mktemp -d {parent}/snakejob.XXXXXX) || exit 1",
             'cd "$scratch" || exit 1',
             "trap 'cd / && rm -rf \"$scratch\"' EXIT",
         ]
@@ -266,11 +274,13 @@ def pod_for_job(
         annotations[TIME_LIMIT_ANNOTATION] = str(res.time_limit_minutes)
     if not settings.pod_network:
         annotations[MESH_NETWORK_ANNOTATION] = "disabled"
+    scratch_dir = scratch_bind(settings, res.flavour)
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": res.image or settings.image or run.image,
         "command": container_command(
-            job_script(spec.command, run, run.workdir, name), res.flavour
+            job_script(spec.command, run, run.workdir, name, scratch_dir),
+            res.flavour,
         ),
         "resources": {"limits": res.limits, "requests": res.requests},
     }
@@ -290,7 +300,7 @@ def pod_for_job(
                 spec.rule, paths, annotations.get(HTCONDOR_SINGULARITY_OPTIONS, "")
             )
     else:
-        volumes, mounts = _host_path_volumes(run, paths)
+        volumes, mounts = _host_path_volumes(run, paths, scratch_dir)
         if mounts:
             container["volumeMounts"] = mounts
     spec_: dict[str, Any] = {
@@ -359,11 +369,24 @@ def bind_paths(run: RunContext, settings: CheckedSettings) -> list[str]:
     ]
 
 
+def scratch_bind(settings: CheckedSettings, flavour: str) -> str:
+    """The worker nodes' directory bound into the job for its scratch directory and
+    Snakemake's default tmpdir (/tmp), or "": not on HTCondor sites, whose plugin runs
+    no --containall and copies hostPath volumes instead of binding them."""
+    return "" if flavour == "htcondor" else settings.scratch_dir
+
+
 def _host_path_volumes(
-    run: RunContext, paths: list[str]
+    run: RunContext, paths: list[str], scratch_dir: str = ""
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """hostPath volumes, which interLink's Slurm plugin turns into --bind."""
+    """hostPath volumes, which interLink's Slurm plugin turns into --bind in this
+    order: the scratch directory first (created where missing), so that it hides no
+    bind below it (the working directory under /tmp)."""
     volumes, mounts = [], []
+    if scratch_dir and scratch_dir not in paths:
+        source = {"path": scratch_dir, "type": "DirectoryOrCreate"}
+        volumes.append({"name": "scratch", "hostPath": source})
+        mounts.append({"name": "scratch", "mountPath": scratch_dir})
     for i, path in enumerate(paths):
         name = "workdir" if run.shared_fs and i == 0 else f"bind-{i}"
         volumes.append({"name": name, "hostPath": {"path": path, "type": "Directory"}})

@@ -104,6 +104,10 @@ def absolute_path(value: str) -> str:
     return value
 
 
+def optional_absolute_path(value: str) -> str:
+    return value and absolute_path(value)
+
+
 def parse_key_values(items: list[str], what: str) -> dict[str, str]:
     """KEY=VALUE items into a dict; VALUE may contain '='."""
     parsed: dict[str, str] = {}
@@ -399,6 +403,20 @@ class CheckedSettings(BaseModel):
             cli_type=list[str],
         ),
     ] = ()
+    scratch_dir: Annotated[
+        str,
+        AfterValidator(optional_absolute_path),
+        Option(
+            "Slurm sites: a directory of the worker nodes bound into every job at the "
+            "same path, where jobs without a shared filesystem make their scratch "
+            "directory (sources, inputs, outputs, storage copies); the default, /tmp, "
+            "is also Snakemake's default tmpdir of every rule. interLink runs jobs "
+            "with singularity --containall, whose own /tmp and HOME share a 64 MiB "
+            "in-memory session: more data fails with 'No space left on device' there. "
+            "Empty: bind nothing. HTCondor sites: not bound (the job runs in "
+            "HTCondor's sandbox)."
+        ),
+    ] = "/tmp"
     deploy_storage_plugins: Annotated[
         bool,
         Option(

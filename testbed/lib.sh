@@ -66,7 +66,16 @@ start_daemon() { # name command... ; no-op when that daemon is already running
   fi
   mkdir -p "$LOGS" "$PIDS"
   echo "=== $(date -Is) starting: $*" >>"$LOGS/$name.log"
-  setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  # Only stdin/stdout/stderr reach the daemon: an inherited descriptor would live as long
+  # as the daemon, e.g. the lock of `flock /tmp/interlink-e2e.lock testbed/up.sh`, which
+  # every daemon started under it would then hold for good.
+  (
+    for fd in /proc/"$BASHPID"/fd/*; do
+      fd=${fd##*/}
+      if ((fd > 2)); then eval "exec $fd>&-"; fi
+    done
+    exec setsid "$@"
+  ) >>"$LOGS/$name.log" 2>&1 </dev/null &
   echo $! >"$PIDS/$name.pid"
   say "started $name (pid $!), log $LOGS/$name.log"
 }

@@ -7,7 +7,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PY=${TESTBED_PYTHON:-$(cd "$HERE/.." && pwd)/.venv/bin/python}
 
-packages=(etcd-server openssl curl jq slurm-wlm munge slurmdbd mariadb-server)
+packages=(etcd-server openssl curl jq slurm-wlm munge slurmdbd mariadb-server bubblewrap debootstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -10,6 +10,7 @@
 #   TESTBED_HTCONDOR=0 TESTBED_S3=0 testbed/up.sh   # without HTCondor / S3 (on by default)
 #   TESTBED_HTCONDOR_VNODE_ARGS="--plugin-build head" testbed/up.sh   # vk-htcondor options
 #   TESTBED_LOCAL=0 testbed/up.sh        # without vk-local (the load test's node, local mode)
+#   TESTBED_SANDBOX=bwrap testbed/up.sh  # vk-slurm's containers in bubblewrap over the job image
 #
 # State, logs and pid files live in ${INTERLINK_TESTBED_STATE:-/tmp/interlink-testbed};
 # `source $STATE/env` gives the kubeconfigs, namespace and node name to tests and scripts.
@@ -188,13 +189,28 @@ start_vnode() { # name command... ; (re)starts the agent when its command line c
 VNODE_STATE=$STATE/vnode
 mkdir -p "$VNODE_STATE"
 IMAGE_PATH=${TESTBED_IMAGE_PATH:-$REPO_DIR/.venv/bin}
+# TESTBED_SANDBOX=bwrap: vk-slurm runs every container in bubblewrap over the job image
+# (setup-image.sh), as `singularity exec --containall` would; none: on the host (default)
+SANDBOX=${TESTBED_SANDBOX:-none}
+sandbox_args=()
+IMAGE_ROOT=""
+case $SANDBOX in
+  none) ;;
+  bwrap)
+    IMAGE_ROOT=$(TESTBED_PYTHON="$PY" "$TESTBED_DIR/setup-image.sh" | tail -n 1)
+    [ -x "$IMAGE_ROOT/opt/snakemake/bin/python" ] || die "setup-image.sh did not provide the job image in '$IMAGE_ROOT'"
+    sandbox_args=(--sandbox bwrap --image-root "$IMAGE_ROOT")
+    ;;
+  *) die "TESTBED_SANDBOX must be none or bwrap, not '$SANDBOX'" ;;
+esac
 # TESTBED_VNODE_ARGS: extra agent options, e.g. "--cfg-timeout 20 --pods 500" (see python -m vnode -h)
 # shellcheck disable=SC2206
 vnode_cmd=(env PYTHONPATH="$TESTBED_DIR" PYTHONUNBUFFERED=1 "$PY" -m vnode
   --node "$NODE_NAME" --kubeconfig "$ADMIN_KUBECONFIG" --port "$KUBELET_PORT"
   --batch "$VNODE_MODE" --poll "${TESTBED_VNODE_POLL:-1.0}" --state-dir "$VNODE_STATE"
   --status-timing "${TESTBED_VNODE_STATUS:-real}" --min-job-age "${TESTBED_SLURM_MIN_JOB_AGE:-300}"
-  --image-path "$IMAGE_PATH" --label testbed.interlink/batch-system="$VNODE_MODE" ${TESTBED_VNODE_ARGS:-})
+  --image-path "$IMAGE_PATH" --label testbed.interlink/batch-system="$VNODE_MODE" "${sandbox_args[@]}"
+  ${TESTBED_VNODE_ARGS:-})
 [ -e "$STATE/vnode.cmd" ] && mv "$STATE/vnode.cmd" "$STATE/$NODE_NAME.cmd" # the name before vk-htcondor
 start_vnode "$NODE_NAME" "${vnode_cmd[@]}"
 echo "$VNODE_MODE" >"$STATE/vnode.mode"
@@ -299,6 +315,8 @@ export TESTBED_VNODE_STATUS=${TESTBED_VNODE_STATUS:-real}
 export TESTBED_JOBS_DIR=$VNODE_STATE/jobs
 export TESTBED_LOGS=$LOGS
 export TESTBED_BIN=$BIN
+export TESTBED_SANDBOX=$SANDBOX
+export TESTBED_IMAGE_ROOT=$IMAGE_ROOT
 EOF
 if ((WANT_LOCAL_NODE)); then
   cat >>"$STATE/env" <<EOF

@@ -12,6 +12,7 @@ Succeeded (or Failed with the exit code the test chooses).
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import threading
@@ -221,6 +222,35 @@ class FakeCluster:
                 self._emit("DELETED", pod)
         return httpx.Response(200, json={"kind": "Status", "status": "Success"})
 
+    def run_job(self, pod: dict[str, Any]) -> int:
+        """The job of a running pod (a copy): its exit code. Here: the test's exit
+        code for the rule and, when 0, the outputs the test names."""
+        annotations = pod["metadata"]["annotations"]
+        rule = annotations[RULE_ANNOTATION]
+        wildcards = json.loads(annotations[WILDCARDS_ANNOTATION])
+        code = self.exit_codes.get(rule, 0)
+        if code == 0:
+            for output in self.outputs(rule, wildcards):
+                path = self.workdir / output
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+        return code
+
+    def install(self, monkeypatch: Any) -> None:
+        """Make the executor talk to this cluster (a pytest MonkeyPatch)."""
+        from snakemake_executor_plugin_interlink import executor as executor_module
+        from snakemake_executor_plugin_interlink.kube import ClusterAccess, KubeClient
+
+        access = ClusterAccess(server="https://k8s.test", namespace="ns", source="fake")
+        monkeypatch.setattr(executor_module, "load_access", lambda *a: access)
+        monkeypatch.setattr(
+            executor_module,
+            "KubeClient",
+            functools.partial(
+                KubeClient, transport=self.transport(), retry_seconds=1.0
+            ),
+        )
+
     def _run_node(self) -> None:
         """Bind, run and finish each created pod, one after the other."""
         while not self.closed.is_set():
@@ -235,15 +265,8 @@ class FakeCluster:
                 pod["spec"]["nodeName"] = "vk"
                 pod["status"] = {"phase": "Running", "startTime": _now()}
                 self._emit("MODIFIED", pod)
-                annotations = pod["metadata"]["annotations"]
-                rule = annotations[RULE_ANNOTATION]
-                wildcards = json.loads(annotations[WILDCARDS_ANNOTATION])
-            code = self.exit_codes.get(rule, 0)
-            if code == 0:
-                for output in self.outputs(rule, wildcards):
-                    path = self.workdir / output
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.touch()
+                running = json.loads(json.dumps(pod))
+            code = self.run_job(running)
             with self.changed:
                 pod = self.pods.get(name)
                 if pod is None:

@@ -4,7 +4,6 @@ Each test failed on the executor as it was before its fix."""
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ from snakemake import api
 from snakemake.settings import types as sm
 
 from snakemake_executor_plugin_interlink import executor as executor_module
-from snakemake_executor_plugin_interlink.kube import ClusterAccess, KubeClient
 from snakemake_executor_plugin_interlink.pod import RUN_LABEL
 from snakemake_executor_plugin_interlink.runs import MARKERS, RunMarker
 from snakemake_executor_plugin_interlink.settings import ExecutorSettings
@@ -39,13 +37,7 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     workdir = tmp_path / "wd"
     workdir.mkdir()
     fake = FakeCluster(workdir, outputs)
-    access = ClusterAccess(server="https://k8s.test", namespace="ns", source="fake")
-    monkeypatch.setattr(executor_module, "load_access", lambda *a: access)
-    monkeypatch.setattr(
-        executor_module,
-        "KubeClient",
-        functools.partial(KubeClient, transport=fake.transport(), retry_seconds=1.0),
-    )
+    fake.install(monkeypatch)
     monkeypatch.chdir(tmp_path)
     yield fake
     fake.close()

@@ -1,5 +1,6 @@
 """Job -> pod manifest: interLink's contract, names and labels for hostile inputs."""
 
+import base64
 import json
 import re
 import subprocess
@@ -100,10 +101,12 @@ def test_shared_fs_binds_the_workdir_at_the_same_path_and_cds(settings, run):
     manifest, _ = pod_for_job(spec(), settings, run)
     pod = manifest["spec"]
     assert pod["volumes"] == [
-        {"name": "workdir", "hostPath": {"path": run.workdir, "type": "Directory"}}
+        {"name": "scratch", "hostPath": {"path": "/tmp", "type": "DirectoryOrCreate"}},
+        {"name": "workdir", "hostPath": {"path": run.workdir, "type": "Directory"}},
     ]
     assert pod["containers"][0]["volumeMounts"] == [
-        {"name": "workdir", "mountPath": run.workdir}
+        {"name": "scratch", "mountPath": "/tmp"},
+        {"name": "workdir", "mountPath": run.workdir},
     ]
     script = pod["containers"][0]["command"][2]
     assert script.splitlines()[0] == "cd '/data/project one' || exit 1"
@@ -121,9 +124,9 @@ def test_object_storage_mode_uses_a_scratch_dir_and_no_workdir_bind(settings, ru
     )
     manifest, _ = pod_for_job(spec(), CheckedSettings(binds=("/cvmfs",)), obj)
     pod = manifest["spec"]
-    assert [v["hostPath"]["path"] for v in pod["volumes"]] == ["/cvmfs"]
+    assert [v["hostPath"]["path"] for v in pod["volumes"]] == ["/tmp", "/cvmfs"]
     script = pod["containers"][0]["command"][2]
-    assert "mktemp -d" in script and run.workdir not in script
+    assert "mktemp -d /tmp/snakejob.XXXXXX" in script and run.workdir not in script
     assert (
         "pip install --quiet --target .snakemake/pip-deployments snakemake-storage-plugin-s3"
         in script
@@ -326,3 +329,55 @@ def test_htcondor_refuses_shared_paths_its_bash_line_would_break(run):
     # run.workdir is "/data/project one": the plugin's bash line would split it
     with pytest.raises(WorkflowError, match="Rule align: on an HTCondor site"):
         pod_for_job(spec(), CheckedSettings(flavour="htcondor"), run)
+
+
+@pytest.mark.parametrize(
+    ("scratch_dir", "flavour", "volume", "parent"),
+    [
+        # interLink's --containall gives the job a 64 MiB /tmp shared with HOME: the
+        # worker node's directory is bound instead (the testbed's sandbox showed jobs
+        # failing with "No space left on device" beyond it)
+        ("/tmp", "slurm", {"path": "/tmp", "type": "DirectoryOrCreate"}, "/tmp"),
+        (
+            "/scratch/my lab",
+            "slurm",
+            {"path": "/scratch/my lab", "type": "DirectoryOrCreate"},
+            "'/scratch/my lab'",
+        ),
+        ("", "slurm", None, '"${TMPDIR:-/tmp}"'),
+        ("/tmp", "htcondor", None, '"${TMPDIR:-/tmp}"'),  # HTCondor's own sandbox
+    ],
+)
+def test_object_storage_scratch_dir_is_bound_from_the_worker_node(
+    run, scratch_dir, flavour, volume, parent
+):
+    obj = RunContext(**{**run.__dict__, "shared_fs": False})
+    settings = CheckedSettings(scratch_dir=scratch_dir, flavour=flavour)
+    manifest, _ = pod_for_job(spec(), settings, obj)
+    pod = manifest["spec"]
+    volumes = [v["hostPath"] for v in pod.get("volumes", []) if v["name"] == "scratch"]
+    assert volumes == ([volume] if volume else [])
+    if volume:
+        assert {"name": "scratch", "mountPath": scratch_dir} in pod["containers"][0][
+            "volumeMounts"
+        ]
+    script = pod["containers"][0]["command"][2]
+    if flavour == "htcondor":
+        script = base64.b64decode(script.split()[-1]).decode()
+    assert f"scratch=$(mktemp -d {parent}/snakejob.XXXXXX) || exit 1" in script
+
+
+def test_shared_fs_mode_binds_the_scratch_dir_for_rules_tmpdir(run):
+    """Snakemake's default tmpdir is /tmp: in the container's own 64 MiB session a
+    rule's temporary files failed with "No space left on device" (testbed sandbox)."""
+    manifest, _ = pod_for_job(spec(), CheckedSettings(), run)
+    assert [v["name"] for v in manifest["spec"]["volumes"]] == ["scratch", "workdir"]
+    script = manifest["spec"]["containers"][0]["command"][2]
+    assert "mktemp" not in script
+    manifest, _ = pod_for_job(spec(), CheckedSettings(scratch_dir=""), run)
+    assert [v["name"] for v in manifest["spec"]["volumes"]] == ["workdir"]
+
+
+def test_scratch_dir_must_be_absolute():
+    with pytest.raises(ValueError, match="not an absolute path"):
+        CheckedSettings(scratch_dir="scratch")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from types import FrameType
 from .agent import CREATE_DELAY, Agent, AgentConfig
 from .batch import make_backend
 from .htcondor import PLUGIN_BUILDS
+from .jobfiles import SandboxConfig
 from .kube import Kube
 from .logs_server import (
     ensure_certificate,
@@ -25,6 +27,7 @@ from .logs_server import (
     serve_without_certificate,
 )
 from .node import parse_taint
+from .sandbox import load_image
 from .sbatch import CONTAINER_PATH
 
 
@@ -119,6 +122,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(Python and Snakemake), since there is no container runtime",
     )
     parser.add_argument(
+        "--sandbox",
+        choices=("none", "bwrap"),
+        default="none",
+        help="how containers run: none = on the host with a clean environment, in the job dir (default); "
+        "bwrap = as `singularity exec --containall` would, in bubblewrap over --image-root: only the binds "
+        "visible, HOME and /tmp on a private 64 MiB tmpfs, working directory HOME (Slurm flavour)",
+    )
+    parser.add_argument(
+        "--image-root",
+        type=Path,
+        help="--sandbox bwrap: the root filesystem every pod's image maps to (testbed/setup-image.sh)",
+    )
+    parser.add_argument(
         "--create-delay",
         type=float,
         default=CREATE_DELAY,
@@ -157,6 +173,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gpus", default="0", help="advertised nvidia.com/gpu capacity")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
+
+
+def _sandbox_config(image_root: Path | None) -> SandboxConfig:
+    if image_root is None:
+        raise SystemExit("vnode: --sandbox bwrap needs --image-root (testbed/setup-image.sh prints it)")
+    tools = {name: shutil.which(name) for name in ("bwrap", "unshare")}
+    missing = [name for name, path in tools.items() if path is None]
+    if missing:
+        raise SystemExit(f"vnode: --sandbox bwrap needs {' and '.join(missing)} (apt-get install bubblewrap)")
+    try:
+        image = load_image(image_root.resolve())
+    except ValueError as exc:
+        raise SystemExit(f"vnode: --image-root: {exc}") from None
+    return SandboxConfig(image, bwrap=str(tools["bwrap"]), unshare=str(tools["unshare"]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
         ping_always_ok=args.ping_always_ok,
         capacity_from_batch=not args.static_capacity,
     )
+    sandboxed = None
+    if args.sandbox == "bwrap":
+        sandboxed = _sandbox_config(args.image_root)
+    elif args.image_root is not None:
+        raise SystemExit("vnode: --image-root is for --sandbox bwrap")
     backend = make_backend(
         args.batch,
         args.chroot,
@@ -209,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         job_script_template=args.job_script_template,
         local_slots=args.local_slots,
         local_nice=args.local_nice,
+        sandboxed=sandboxed,
     )
     agent = Agent(config, Kube(args.kubeconfig), backend)
 
@@ -249,6 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         "; full mesh site" if args.full_mesh else "",
         "; site job script template" if args.job_script_template else "",
     )
+    if sandboxed is not None:
+        logging.info(
+            "containers run in bubblewrap over %s (PATH %s, session tmpfs per container)",
+            sandboxed.image.root,
+            sandboxed.image.path,
+        )
     agent.run()
     return 0
 

@@ -84,6 +84,7 @@ class _SlurmJobFiles:
 
     flavour = "slurm"
     job_script_template = False
+    sandboxed: jobfiles.SandboxConfig | None = None  # --sandbox bwrap
 
     def write_job(
         self,
@@ -93,7 +94,7 @@ class _SlurmJobFiles:
         volume_data: dict[str, dict[str, str]],
         container_path: str,
     ) -> tuple[Path, int | None]:
-        return jobfiles.write_job(root, pod, env, volume_data, container_path, self.job_script_template)
+        return jobfiles.write_job(root, pod, env, volume_data, container_path, self.job_script_template, self.sandboxed)
 
     def create_refusal(self, pod: dict[str, Any], job_id: str) -> str | None:
         return None  # the Slurm plugin's /create answers 200
@@ -377,16 +378,24 @@ def make_backend(
     job_script_template: bool = False,
     local_slots: int | None = None,
     local_nice: int = 0,
+    sandboxed: jobfiles.SandboxConfig | None = None,
 ) -> Backend:
     """`min_job_age`: the local backend's MinJobAge (Slurm's own is in slurm.conf);
     `plugin_build`, `container_path`, `command_prefix`: the htcondor backend's (htcondor.py);
     `local_slots`, `local_nice`: the local backend's (see LocalBackend);
     `job_script_template`: the site runs a JobScriptTemplate (Slurm flavour only: the HTCondor
-    plugin ignores the rendered script)."""
-    if name == "slurm":
-        return SlurmBackend(job_script_template)
-    if name == "local":
-        return LocalBackend(min_job_age, job_script_template, local_slots, local_nice)
+    plugin ignores the rendered script); `sandboxed`: the Slurm flavour's containers run in
+    bubblewrap over an image root (sandbox.py)."""
+    if name in ("slurm", "local"):
+        backend: _SlurmJobFiles
+        if name == "slurm":
+            backend = SlurmBackend(job_script_template)
+        else:
+            backend = LocalBackend(min_job_age, job_script_template, local_slots, local_nice)
+        backend.sandboxed = sandboxed
+        return backend  # type: ignore[return-value]
+    if sandboxed is not None:
+        raise ValueError("--sandbox bwrap is for the Slurm flavour (slurm, local): vk-htcondor has singularity.py")
     if name == "htcondor":
         if chroot is None:
             raise ValueError("the htcondor backend needs --chroot (the trixie chroot holding HTCondor)")

@@ -2,8 +2,9 @@
 
 job.slurm, job.sh, job.out (Slurm's output), run-<ctn>.out / .status per container,
 <ctn>_envfile.properties (mode 600), JobID.jid; ConfigMap/Secret/emptyDir volumes are
-materialised under the directory and linked at <job dir>/<mountPath> (no container, so no
-real mount: the job finds them relative to its working directory).
+materialised under the directory and linked at <job dir>/<mountPath> (without a sandbox
+there is no real mount: the job finds them relative to its working directory; with
+`--sandbox bwrap` they are bound at their mountPath, one bind per file as the plugin does).
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import sbatch
+from . import sandbox, sbatch
+
+SINGULARITY_MOUNTS_ANNOTATION = "slurm-job.vk.io/singularity-mounts"
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +73,23 @@ def prepare_mounts(
         if volume is None:
             raise ProviderError(f"volume {mount['name']} not found in pod {pod_name}")
         mount_path = mount["mountPath"]
+        mode = ":ro" if mount.get("readOnly") else ":rw"
         if "configMap" in volume or "secret" in volume or "projected" in volume:
             kind = "configMaps" if "configMap" in volume else "secrets" if "secret" in volume else "projectedVolumeMaps"
             target = job_dir / kind / volume["name"]
-            _write_files(target, volume_data.get(volume["name"], {}), _file_mode(volume))
+            files = volume_data.get(volume["name"], {})
+            _write_files(target, files, _file_mode(volume))
             _link_at_mount_path(job_dir, target, mount_path)
-            binds.append(f"{target}:{mount_path}")
+            # one bind per file (mountDataSimpleVolume): <file>:<mountPath>/<key>, or the
+            # mountPath itself with a subPath
+            for key in files:
+                inside = mount_path if mount.get("subPath") else os.path.join(mount_path, key)
+                binds.append(f"{target / key}:{inside}{mode}")
         elif "emptyDir" in volume:
             target = job_dir / "emptyDirs" / volume["name"]
             target.mkdir(parents=True, exist_ok=True)
             _link_at_mount_path(job_dir, target, mount_path)
-            binds.append(f"{target}:{mount_path}")
+            binds.append(f"{target}:{mount_path}{mode}")
         elif "hostPath" in volume:
             host_path = volume["hostPath"].get("path", "")
             kind = volume["hostPath"].get("type") or ""
@@ -123,6 +133,26 @@ def write_env_file(directory: Path, container: str, pairs: list[tuple[str, str]]
     return path
 
 
+@dataclass(frozen=True)
+class SandboxConfig:
+    """--sandbox bwrap: every container runs in bubblewrap over this image root."""
+
+    image: sandbox.Image
+    bwrap: str = "bwrap"
+    unshare: str = "unshare"
+
+
+def container_binds(pod: dict[str, Any], mount_binds: list[str]) -> list[sandbox.Bind]:
+    """What singularity would bind for a container: the `singularity-mounts` annotation's
+    words (first on its command line), then the plugin's own --bind words."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    words = annotations.get(SINGULARITY_MOUNTS_ANNOTATION, "")
+    try:
+        return sandbox.binds_of_words(words) + [sandbox.parse_bind(spec) for spec in mount_binds]
+    except ValueError as exc:  # singularity refuses it when the job runs; refused at create here
+        raise ProviderError(f"testbed: {exc}") from None
+
+
 def write_job(
     root: Path,
     pod: dict[str, Any],
@@ -130,13 +160,15 @@ def write_job(
     volume_data: dict[str, dict[str, str]],
     container_path: str = sbatch.CONTAINER_PATH,
     job_script_template: bool = False,
+    sandboxed: SandboxConfig | None = None,
 ) -> tuple[Path, int | None]:
     """Create the job directory and scripts; returns (job.slurm path, --time in seconds).
 
     `job_script_template`: the site's interLink has a JobScriptTemplate. The plugin still
     prepares every container's mounts and env file, then runs jobScript.sh (0770) as the
     job's only "container", `jobScript` (Create.go SubmitHandler): see
-    sbatch.render_template_job_script."""
+    sbatch.render_template_job_script. `sandboxed`: containers run in bubblewrap over an
+    image root (sandbox.py) instead of on the host."""
     directory = job_dir(root, pod)
     directory.mkdir(parents=True, exist_ok=True)
     init_names = {c["name"] for c in (pod.get("spec") or {}).get("initContainers") or []}
@@ -145,19 +177,32 @@ def write_job(
         name = container["name"]
         binds = prepare_mounts(pod, container, directory, volume_data)
         env_file = str(write_env_file(directory, name, env[name])) if env.get(name) else None
+        isolation: dict[str, Any] = {}
+        if sandboxed is not None:
+            session = str(directory / f"session-{name}")
+            args = sandbox.bwrap_args(sandboxed.image, container_binds(pod, binds), session)
+            isolation = {"sandbox": tuple(args), "session": session}
         runs.append(
             sbatch.ContainerRun(
-                name, sbatch.container_argv(container), env_file, init=name in init_names, binds=tuple(binds)
+                name,
+                sbatch.container_argv(container),
+                env_file,
+                init=name in init_names,
+                binds=tuple(binds),
+                **isolation,
             )
         )
+    sandbox_fn = ""
+    if sandboxed is not None:
+        sandbox_fn = sbatch.sandbox_function(sandboxed.image, sandboxed.bwrap, sandboxed.unshare)
     if job_script_template:
         script = directory / "jobScript.sh"
-        script.write_text(sbatch.render_template_job_script(pod, str(directory), runs, container_path))
+        script.write_text(sbatch.render_template_job_script(pod, str(directory), runs, container_path, sandbox_fn))
         script.chmod(0o770)
         runs = [sbatch.ContainerRun(sbatch.JOB_SCRIPT_CONTAINER, [str(script)], direct=True)]
     flags = sbatch.sbatch_flags(pod)
     (directory / "job.slurm").write_text(sbatch.render_job_slurm(pod, str(directory), flags))
-    (directory / "job.sh").write_text(sbatch.render_job_sh(pod, str(directory), runs, container_path))
+    (directory / "job.sh").write_text(sbatch.render_job_sh(pod, str(directory), runs, container_path, sandbox_fn))
     (directory / "job.slurm").chmod(0o774)
     (directory / "job.sh").chmod(0o774)
     return directory / "job.slurm", sbatch.time_limit_seconds(flags)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import flags as slurm_flags
+from . import sandbox as sandbox_mod
 from .quantity import cpu_cores, memory_bytes
 
 FLAGS_ANNOTATION = "slurm-job.vk.io/flags"
@@ -45,6 +46,8 @@ class ContainerRun:
     init: bool = False
     binds: tuple[str, ...] = ()  # what singularity would --bind (informative: paths are the host's)
     direct: bool = False  # argv is run as is, not through the `runtime` stand-in (the jobScript "container")
+    sandbox: tuple[str, ...] = ()  # --sandbox bwrap: bubblewrap's arguments (sandbox.bwrap_args)
+    session: str = ""  # --sandbox bwrap: the host directory the session tmpfs is mounted on
 
 
 def all_containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
@@ -162,6 +165,55 @@ runtime() {
 }
 """
 
+_SANDBOX_FN = r"""# Stand-in for `singularity exec --containall` over the image root (--sandbox bwrap): a
+# private session tmpfs of @SIZE@ MiB for HOME, /tmp and /var/tmp (mounted in a mount
+# namespace of its own), then bubblewrap with a clean environment: the image's PATH, HOME,
+# the variables Apptainer always passes, the pod's env (which cannot set HOME).
+sandbox() {
+  local envfile=$1 session=$2 vars=() kept=() entry key
+  shift 2
+  if [ "$envfile" != - ]; then mapfile -d '' -t vars <"$envfile"; fi
+  for key in @PASSED@; do
+    if [ -n "${!key+x}" ]; then kept+=("$key=${!key}"); fi
+  done
+  for entry in "${vars[@]}"; do
+    if [[ $entry != HOME=* ]]; then kept+=("$entry"); fi
+  done
+  mkdir -p "$session" || return 255
+  @UNSHARE@ --mount --propagation private -- /bin/bash -c '
+    mount -t tmpfs -o size=@SIZE@m,mode=0755 apptainer-session "$1" || exit 255
+    mkdir -m 0700 "$1/home" && mkdir -m 1777 "$1/tmp" "$1/var_tmp" || exit 255
+    shift
+    exec "$@"' sandbox "$session" env -i PATH=@PATH@ HOME=@HOME@ "${kept[@]}" @BWRAP@ "$@"
+}
+"""
+
+
+def sandbox_function(image: sandbox_mod.Image, bwrap: str = "bwrap", unshare: str = "unshare") -> str:
+    """The job script's `sandbox` function for this image (bwrap and unshare by absolute path:
+    `env -i` looks them up in the image's PATH)."""
+    return (
+        _SANDBOX_FN.replace("@SIZE@", str(sandbox_mod.SESSION_SIZE_MIB))
+        .replace("@PASSED@", " ".join(sandbox_mod.ALWAYS_PASSED))
+        .replace("@UNSHARE@", shlex.quote(unshare))
+        .replace("@BWRAP@", shlex.quote(bwrap))
+        .replace("@PATH@", shlex.quote(image.path))
+        .replace("@HOME@", shlex.quote(image.home))
+    )
+
+
+def _container_line(run: ContainerRun) -> str:
+    """How job.sh (or a template's script) starts one container's command."""
+    command = " ".join(shlex.quote(arg) for arg in run.argv)
+    if run.direct:
+        return command
+    env_file = shlex.quote(run.env_file) if run.env_file else "-"
+    if run.sandbox:
+        args = " ".join(shlex.quote(arg) for arg in run.sandbox)
+        return f"sandbox {env_file} {shlex.quote(run.session)} {args} -- {command}"
+    return f"runtime {env_file} {command}"
+
+
 _JOB_SH_HEAD = (
     r"""#!/bin/bash
 # Written by the testbed's virtual node, standing in for the interLink Slurm plugin's job.sh.
@@ -224,9 +276,14 @@ printf '%s\n' "To get more info, please run: scontrol show job ${SLURM_JOBID:-(l
 
 
 def render_job_sh(
-    pod: dict[str, Any], job_dir: str, runs: list[ContainerRun], container_path: str = CONTAINER_PATH
+    pod: dict[str, Any],
+    job_dir: str,
+    runs: list[ContainerRun],
+    container_path: str = CONTAINER_PATH,
+    sandbox_fn: str = "",
 ) -> str:
-    """job.sh: the containers' commands, run through the `runtime` stand-in."""
+    """job.sh: the containers' commands, run through the `runtime` stand-in, or through
+    `sandbox` (`sandbox_fn`, see sandbox_function) for containers that have bwrap arguments."""
     meta = pod.get("metadata") or {}
     head = (
         _JOB_SH_HEAD.replace("@JOB_DIR@", shlex.quote(job_dir))
@@ -234,16 +291,13 @@ def render_job_sh(
         .replace("@POD@", f"{meta.get('name', '')}/{meta.get('uid', '')}")
     )
     lines = [head]
+    if sandbox_fn:
+        lines.append(sandbox_fn)
     for run in runs:
         verb = "runInit" if run.init else "runCtn"
-        command = " ".join(shlex.quote(arg) for arg in run.argv)
         if run.binds:
             lines.append("# singularity would --bind " + " ".join(run.binds))
-        if run.direct:
-            lines.append(f"{verb} {shlex.quote(run.name)} {command}")
-            continue
-        env_file = shlex.quote(run.env_file) if run.env_file else "-"
-        lines.append(f"{verb} {shlex.quote(run.name)} runtime {env_file} {command}")
+        lines.append(f"{verb} {shlex.quote(run.name)} {_container_line(run)}")
     lines.append("")
     lines.append("waitCtns")
     lines.append("printf '%s\\n' \"$(stamp) End of script, highest exit code $highest...\"")
@@ -260,7 +314,11 @@ JOB_SCRIPT_CONTAINER = "jobScript"  # the Slurm plugin's name for a site job scr
 
 
 def render_template_job_script(
-    pod: dict[str, Any], job_dir: str, runs: list[ContainerRun], container_path: str = CONTAINER_PATH
+    pod: dict[str, Any],
+    job_dir: str,
+    runs: list[ContainerRun],
+    container_path: str = CONTAINER_PATH,
+    sandbox_fn: str = "",
 ) -> str:
     """jobScript.sh: the stand-in for a site's `JobScriptTemplate`.
 
@@ -283,12 +341,11 @@ def render_template_job_script(
         'cd "$workingPath" || exit 1',
         "",
         _RUNTIME_FN.replace("@PATH@", container_path),
+        *([sandbox_fn] if sandbox_fn else []),
         "highest=0",
     ]
     for run in runs:
-        env_file = shlex.quote(run.env_file) if run.env_file else "-"
-        command = " ".join(shlex.quote(arg) for arg in run.argv)
-        lines.append(f"runtime {env_file} {command}")
+        lines.append(_container_line(run))
         lines.append("rc=$?")
         if run.init:
             lines.append('if [ "$rc" != 0 ]; then exit "$rc"; fi')
