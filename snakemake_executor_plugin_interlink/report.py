@@ -309,16 +309,18 @@ def failure_message(
     inner = command_exit_status(log_text)
     if inner is not None and status.exit_code is not None:
         reason += f" (the rule's command exited with status {inner})"
-    what = f"job {jobid}" if group is None else f"group {group} (job {jobid})"
-    msg = f"interlink: {what} (pod {pod}) failed: {reason}.\n"
+    msg = f"interlink: job {jobid} (pod {pod}) failed: {reason}.\n"
+    if group is not None:
+        msg = f"interlink: group {group} (job {jobid}, pod {pod}) failed: {reason}.\n"
     culprit = first_failed(logged_jobs(log_text)) if group is not None else None
-    lines = tail(log_text)
+    lines, which = tail(log_text), "Last lines of its log"
     if culprit is not None and culprit.error_line is not None:
         wildcards = f" ({culprit.wildcards})" if culprit.wildcards else ""
         msg += f"The job that failed in it: rule {culprit.rule}{wildcards}.\n"
         lines = lines_until(log_text, culprit.error_line, ERROR_TAIL_LINES)
+        which = "The group's log up to that job's error"
     if lines:
-        msg += f"Last lines of its log ({log_file}):\n{lines}\n"
+        msg += f"{which} ({log_file}):\n{lines}\n"
     if kept_in_namespace is not None:
         msg += f"The pod is kept: kubectl -n {kept_in_namespace} describe pod {pod}\n"
     return msg
