@@ -61,7 +61,7 @@ from .report import (
     oversized_requests,
     timeline_html,
 )
-from .resources import group_job_resources
+from .resources import group_job_resources, unbounded_group_warning
 from .runs import (
     MARKERS,
     Leftovers,
@@ -421,7 +421,15 @@ class Executor(RemoteExecutor):
             manifest, res = pod_for_job(
                 self.job_spec(job, key), self.settings, self.run
             )
-            for warning in res.warnings:
+            warnings = list(res.warnings)
+            if job.is_group():
+                unbounded = unbounded_group_warning(
+                    _group_spec(job).readable,
+                    job.threads,
+                    self.workflow.resource_settings.cores,
+                )
+                warnings += [unbounded] if unbounded else []
+            for warning in warnings:
                 if job.name not in self._warned_rules:
                     self.logger.warning(f"interlink: {warning}")
             self._warned_rules.add(job.name)

@@ -217,6 +217,19 @@ def group_job_resources(
     return resources
 
 
+def unbounded_group_warning(group: str, cpus: int, cores: int | None) -> str | None:
+    """Without --cores, Snakemake bounds a group's width by nothing: all its jobs that
+    could run side by side count, and its pod asks for that many cpus, which a site
+    may never grant."""
+    if cores is not None or cpus <= 1:
+        return None
+    return (
+        f"group {group}: its pod asks for {cpus} cpus, all its jobs side by side, "
+        "because --cores is not set; set --cores (e.g. `cores: 2` in the profile) to "
+        "the cpus each group's pod should have, and its jobs take turns within them."
+    )
+
+
 def _largest(values: list[Any]) -> Any:
     """The largest number, or the first value that is none (its rule's validation
     then names it)."""

@@ -10,6 +10,7 @@ from snakemake_executor_plugin_interlink.resources import (
     group_job_resources,
     parse_minutes,
     pod_resources,
+    unbounded_group_warning,
 )
 from snakemake_executor_plugin_interlink.settings import CheckedSettings, RequestPolicy
 
@@ -321,3 +322,14 @@ def test_a_groups_pod_gets_its_width_in_cpus_and_per_cpu_memory_once():
         {"mem_mb_per_cpu": 2000 * 4, "mem_mb": 4000}, [{"mem_mb_per_cpu": 2000}] * 4
     )
     assert build(resources, threads=4).limits == {"cpu": "4", "memory": "8000Mi"}
+
+
+@pytest.mark.parametrize(
+    ("cpus", "cores", "warned"),
+    [(50, None, True), (1, None, False), (2, 2, False), (50, 50, False)],
+)
+def test_a_group_without_cores_is_warned_of_its_width(cpus, cores, warned):
+    warning = unbounded_group_warning("batch", cpus, cores)
+    assert (warning is not None) == warned
+    if warning:
+        assert warning.startswith("group batch: its pod asks for 50 cpus")
