@@ -124,6 +124,13 @@ def main() -> None:
     for name, per_pod in cases.items():
         results[name] = run_case(args.jobs, per_pod, args.parallel, args.cores)
         print(f"{name}: {json.dumps(results[name])}", flush=True)
+    for name, r in results.items():
+        if r["batch_jobs"] != r["batch_jobs_in_report"]:
+            print(
+                f"note: {name}: Slurm accounted {r['batch_jobs']} jobs in the run's "
+                f"window, the run report names {r['batch_jobs_in_report']}: others "
+                "used the testbed meanwhile (or a create was retried)"
+            )
     base = results["ungrouped"]
     header = (
         f"{'':14} {'makespan s':>10} {'batch jobs':>10} {'pods':>5} {'CPU s':>6} "
