@@ -34,29 +34,34 @@ from .kube import (
     load_access,
 )
 from .logs import (
+    group_log_path,
     log_path,
     store_log,
-    wildcards_text,
     write_log,
 )
 from .pod import (
     CONTAINER,
     NO_RETRIES_IN_JOB,
     RUN_LABEL,
+    GroupSpec,
     JobSpec,
     RunContext,
+    job_title,
     pod_for_job,
     requested,
     secret_name,
+    wildcards_text,
 )
 from .progress import Progress
 from .report import (
     JobRow,
     failure_message,
     jobs_tsv,
+    member_rows,
     oversized_requests,
     timeline_html,
 )
+from .resources import group_job_resources, unbounded_group_warning
 from .runs import (
     MARKERS,
     Leftovers,
@@ -341,16 +346,24 @@ class Executor(RemoteExecutor):
     def job_spec(self, job: JobExecutorInterface, key: str) -> JobSpec:
         """`key`: job_key(job), which run_jobs computes once per job."""
         check_target_jobs(job.get_target_spec())
+        resources = dict(job.resources.items())
+        group = None
+        if job.is_group():
+            group = _group_spec(job)
+            resources = group_job_resources(
+                resources, [_member_resources(j) for j in job.jobs]
+            )
         return JobSpec(
             jobid=job.jobid,
-            rule=job.name,
+            rule=job_title(job.name, group),
             attempt=job.attempt,
             threads=job.threads,
-            resources=dict(job.resources.items()),
+            resources=resources,
             command=self.format_job_exec(job),
             wildcards=self._wildcards(job),
             outputs=tuple(map(str, job.output)),
             key=key,
+            group=group,
         )
 
     # -- start-up checks ---------------------------------------------------------
@@ -409,7 +422,15 @@ class Executor(RemoteExecutor):
             manifest, res = pod_for_job(
                 self.job_spec(job, key), self.settings, self.run
             )
-            for warning in res.warnings:
+            warnings = list(res.warnings)
+            if job.is_group():
+                unbounded = unbounded_group_warning(
+                    _group_spec(job).readable,
+                    job.threads,
+                    self.workflow.resource_settings.cores,
+                )
+                warnings += [unbounded] if unbounded else []
+            for warning in warnings:
                 if job.name not in self._warned_rules:
                     self.logger.warning(f"interlink: {warning}")
             self._warned_rules.add(job.name)
@@ -557,6 +578,11 @@ class Executor(RemoteExecutor):
 
     def _log_path(self, info: SubmittedJobInfo) -> Path:
         job = info.job
+        if job.is_group():
+            group = _group_spec(job)
+            return group_log_path(
+                self.settings.log_dir, group.readable, group.rules, job.jobid
+            )
         return log_path(
             self.settings.log_dir, job.name, self._wildcards(job), job.jobid
         )
@@ -597,18 +623,21 @@ class Executor(RemoteExecutor):
             if end is not None:
                 status = with_usage(status, end)
         cpus, memory_mb = self._requested.pop(name, (None, None))
-        self._rows.append(
-            JobRow(
-                rule=job.name,
-                wildcards=wildcards_text(self._wildcards(job)),
-                pod=name,
-                attempt=job.attempt,
-                status=status,
-                submitted=status.created,
-                cpus_requested=cpus,
-                memory_requested_mb=memory_mb,
-            )
+        row = JobRow(
+            rule=job.name,
+            wildcards=wildcards_text(self._wildcards(job)),
+            pod=name,
+            attempt=job.attempt,
+            status=status,
+            submitted=status.created,
+            cpus_requested=cpus,
+            memory_requested_mb=memory_mb,
         )
+        if job.is_group():
+            members = [(j.name, self._wildcards(j)) for j in job.jobs]
+            self._rows.extend(member_rows(row, members, text))
+        else:
+            self._rows.append(row)
         self.board.finish(name, status)
         info.aux = {**(info.aux or {}), "status": status, "log": str(path)}
         if status.state == State.SUCCEEDED:
@@ -621,8 +650,19 @@ class Executor(RemoteExecutor):
             text,
             str(path),
             self.namespace if name in self._kept else None,
+            group=job.groupid if job.is_group() else None,
         )
         self.report_job_error(info, msg=msg, aux_logs=[str(path)])
+
+    def print_job_error(
+        self, job_info: SubmittedJobInfo, msg: str | None = None, **kwargs: Any
+    ) -> None:
+        """Snakemake's GroupJob.log_error drops the message and lists every job of
+        the group as failed: the executor's message, which names the one that failed
+        and shows its log, is printed after it."""
+        super().print_job_error(job_info, msg, **kwargs)
+        if msg and job_info.job.is_group():
+            self.logger.error(msg)
 
     async def sleep(self) -> None:
         """Wake as soon as the watched view changes, at the latest after the
@@ -743,6 +783,19 @@ class Executor(RemoteExecutor):
             f"{stats.bytes_received / 1e6:.1f} MB received"
         )
         self._started.close()
+
+
+def _group_spec(job: Any) -> GroupSpec:
+    return GroupSpec(name=job.groupid, rules=tuple(sorted(job.rules)), members=len(job))
+
+
+def _member_resources(job: Any) -> dict[str, Any]:
+    """A group member's own resources; one whose resources depend on a file the group
+    makes first cannot tell them yet (Snakemake's GroupJob skips it too)."""
+    try:
+        return dict(job.resources.items())
+    except (FileNotFoundError, WorkflowError):
+        return {}
 
 
 def _user_name() -> str:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .kube import KubeClient, KubeError
-from .pod import CONTAINER, JobId
+from .pod import CONTAINER, JobId, short_id, wildcards_text
 
 _UNSAFE = re.compile(r"[^\w.=,+@-]+")
 
@@ -28,17 +28,21 @@ def path_part(text: str, limit: int = 100) -> str:
     return f"{cleaned[: limit - 11]}-{digest}"
 
 
-def wildcards_text(wildcards: Mapping[str, str]) -> str:
-    """ "sample=A,n=1": how logs and the run report name a job's wildcards."""
-    return ",".join(f"{k}={v}" for k, v in wildcards.items())
-
-
 def log_path(
     log_dir: Path, rule: str, wildcards: Mapping[str, str], jobid: JobId
 ) -> Path:
     """<log_dir>/<rule>/<wildcards>/<jobid>.log, every part sanitised."""
     spec = wildcards_text(wildcards) or "all"
     return log_dir / path_part(rule) / path_part(spec) / f"{path_part(str(jobid))}.log"
+
+
+def group_log_path(
+    log_dir: Path, group: str, rules: Sequence[str], jobid: JobId
+) -> Path:
+    """<log_dir>/group_<group>/<rules joined by +>-<12 hex digits of the group job's
+    UUID>.log: one log per group job, found by the group's name."""
+    name = f"{path_part('+'.join(rules), 80)}-{short_id(jobid)}.log"
+    return log_dir / path_part(f"group_{group}") / name
 
 
 def store_log(

@@ -28,12 +28,17 @@ MANAGED_BY = "snakemake"
 RUN_LABEL = "interlink.snakemake.io/run"
 RULE_LABEL = "interlink.snakemake.io/rule"
 JOBID_LABEL = "interlink.snakemake.io/jobid"
+GROUP_LABEL = "interlink.snakemake.io/group"  # a group job's pod: the group's name
+KIND_LABEL = "interlink.snakemake.io/kind"  # "group" on a group job's pod
 WORKDIR_LABEL = "interlink.snakemake.io/workdir"  # for people: not an identity
 HOST_LABEL = "interlink.snakemake.io/host"  # for people reading kubectl get pods
 USER_LABEL = "interlink.snakemake.io/user"
 RULE_ANNOTATION = "interlink.snakemake.io/rule"
 WILDCARDS_ANNOTATION = "interlink.snakemake.io/wildcards"
 ATTEMPT_ANNOTATION = "interlink.snakemake.io/attempt"
+GROUP_ANNOTATION = "interlink.snakemake.io/group"
+RULES_ANNOTATION = "interlink.snakemake.io/rules"  # a group's rules, space-separated
+MEMBERS_ANNOTATION = "interlink.snakemake.io/members"  # how many jobs a group runs
 OUTPUTS_ANNOTATION = "interlink.snakemake.io/output-hashes"  # runs.py reads both
 JOB_KEY_ANNOTATION = "interlink.snakemake.io/job-key"
 TIME_LIMIT_ANNOTATION = "interlink.snakemake.io/time-limit-minutes"
@@ -94,6 +99,25 @@ NO_RETRIES_IN_JOB = "--preemptible-rules --preemptible-retries 0"
 JobId = int | str
 
 _LABEL_INVALID = re.compile(r"[^A-Za-z0-9_.-]+")
+_DNS_INVALID = re.compile(r"[^a-z0-9]+")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+GROUP_NAME_PART = 20  # of a group pod's name: readable, and the name stays <= 63
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """What a group job's pod says about the group: Snakemake's group name, its
+    rules and how many jobs it runs."""
+
+    name: str
+    rules: tuple[str, ...]
+    members: int
+
+    @property
+    def readable(self) -> str:
+        """The group's name for people: Snakemake names the groups it makes itself
+        (pipes, services) with a random UUID, which says less than their rules."""
+        return "-".join(self.rules) if _UUID.match(self.name) else self.name
 
 
 @dataclass(frozen=True)
@@ -109,6 +133,12 @@ class JobSpec:
     wildcards: Mapping[str, str] = field(default_factory=dict)
     outputs: tuple[str, ...] = ()
     key: str = ""  # what defines the job's result (runs.job_key)
+    group: GroupSpec | None = None  # a group job's
+
+
+def wildcards_text(wildcards: Mapping[str, str]) -> str:
+    """ "sample=A,n=1": how logs and the run report name a job's wildcards."""
+    return ",".join(f"{k}={v}" for k, v in wildcards.items())
 
 
 def output_hash(path: str) -> str:
@@ -164,10 +194,28 @@ class RunContext:
         return labels
 
 
-def pod_name(run_id: str, jobid: JobId, attempt: int) -> str:
-    """DNS-1123 and short: the rule name goes into labels, not into the name. A group
-    job's UUID (lowercase hex and dashes) keeps it a DNS label of 56 characters."""
-    return f"snakejob-{run_id[:8]}-{jobid}-{attempt}"
+def pod_name(run_id: str, jobid: JobId, attempt: int, group: str | None = None) -> str:
+    """DNS-1123 and at most 63 characters: the rule name goes into labels, not into
+    the name. A group job's pod shows the group's name (lowercased, other characters
+    as `-`, truncated) and 12 hex digits of its UUID, which keep it unique."""
+    if group is None:
+        return f"snakejob-{run_id[:8]}-{jobid}-{attempt}"
+    readable = _DNS_INVALID.sub("-", group.lower())[:GROUP_NAME_PART].strip("-")
+    parts = ("snakejob", run_id[:8], readable, short_id(jobid), str(attempt))
+    return "-".join(part for part in parts if part)
+
+
+def short_id(jobid: JobId) -> str:
+    """12 hex digits standing for a group job's UUID in names: unique enough among
+    the groups of a run (at 10,000 groups a clash has a chance of 2 in 10^7)."""
+    return hashlib.sha256(str(jobid).encode()).hexdigest()[:12]
+
+
+def job_title(rule: str, group: GroupSpec | None) -> str:
+    """How messages name a job's pod's work: its rule, or a group and its rules."""
+    if group is None:
+        return rule
+    return f"group {group.readable} (rules {', '.join(group.rules)})"
 
 
 def secret_name(run_id: str) -> str:
@@ -255,17 +303,21 @@ def pod_for_job(
 ) -> tuple[dict[str, Any], PodResources]:
     """The pod manifest of one job, and the resources it was built from."""
     res = pod_resources(spec.rule, spec.threads, spec.resources, settings)
-    name = pod_name(run.run_id, spec.jobid, spec.attempt)
+    name = pod_name(
+        run.run_id,
+        spec.jobid,
+        spec.attempt,
+        spec.group.readable if spec.group else None,
+    )
     labels = {
         **settings.labels,
         **run.labels,
-        RULE_LABEL: label_value(spec.rule),
+        **_job_labels(spec),
         JOBID_LABEL: str(spec.jobid),
     }
     annotations = {
         **res.annotations,
-        RULE_ANNOTATION: spec.rule,
-        WILDCARDS_ANNOTATION: json.dumps(dict(spec.wildcards), ensure_ascii=False),
+        **_job_annotations(spec),
         ATTEMPT_ANNOTATION: str(spec.attempt),
         OUTPUTS_ANNOTATION: output_hashes(spec.outputs),
         JOB_KEY_ANNOTATION: spec.key,
@@ -333,6 +385,27 @@ def pod_for_job(
         "spec": spec_,
     }
     return manifest, res
+
+
+def _job_labels(spec: JobSpec) -> dict[str, str]:
+    """A single job's rule, or a group job's kind and group name: a group runs many
+    rules, and a rule label on its pod would name one of them."""
+    if spec.group is None:
+        return {RULE_LABEL: label_value(spec.rule)}
+    return {KIND_LABEL: "group", GROUP_LABEL: label_value(spec.group.name)}
+
+
+def _job_annotations(spec: JobSpec) -> dict[str, str]:
+    if spec.group is None:
+        return {
+            RULE_ANNOTATION: spec.rule,
+            WILDCARDS_ANNOTATION: json.dumps(dict(spec.wildcards), ensure_ascii=False),
+        }
+    return {
+        GROUP_ANNOTATION: spec.group.name,
+        RULES_ANNOTATION: " ".join(spec.group.rules),
+        MEMBERS_ANNOTATION: str(spec.group.members),
+    }
 
 
 def _outage_tolerations(seconds: int) -> list[dict[str, Any]]:

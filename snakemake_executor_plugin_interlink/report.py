@@ -9,10 +9,23 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
+from .grouplog import (
+    LoggedJob,
+    first_failed,
+    lines_until,
+    logged_jobs,
+    match_members,
+    zone_offset,
+)
+from .pod import wildcards_text
 from .status import PodStatus, State
+
+# a group job's member: its rule and wildcards, as the main Snakemake knows them
+Member = tuple[str, Mapping[str, str]]
 
 COLUMNS = (
     "rule", "wildcards", "pod", "remote_job_id", "state", "submitted", "scheduled",
@@ -75,6 +88,58 @@ class JobRow:
             _num(s.used_memory_mb), _num(self.memory_efficiency, 2),
         )  # fmt: skip
         return ["" if v is None else _tsv_safe(str(v)) for v in values]
+
+
+def member_rows(
+    group: JobRow, members: Sequence[Member], log_text: str
+) -> list[JobRow]:
+    """One row per job of a group job: its rule, wildcards, times and fate from the
+    group's log (the pod, batch job and submission are the group's). What the pod
+    asked for and used is the whole group's, so member rows leave it out."""
+    found = match_members(members, logged_jobs(log_text))
+    starts = [job.started for job in found if job and job.started]
+    offset = zone_offset(min(starts, default=None), group.status.started)
+    return [
+        replace(
+            group,
+            rule=rule,
+            wildcards=wildcards_text(wildcards),
+            status=_member_status(group.status, job, offset),
+            cpus_requested=None,
+            memory_requested_mb=None,
+        )
+        for (rule, wildcards), job in zip(members, found, strict=True)
+    ]
+
+
+def _member_status(
+    group: PodStatus, job: LoggedJob | None, offset: timedelta
+) -> PodStatus:
+    """A member succeeded when its Snakemake said it finished; in a failed group, a
+    member that did not finish failed with it (Snakemake fails them all)."""
+    finished = job is not None and job.finished is not None and not job.failed
+    code: int | None
+    if group.state == State.SUCCEEDED or finished:
+        state, reason, code = State.SUCCEEDED, "", 0
+    elif job is not None and job.failed:
+        state, reason, code = State.FAILED, group.reason, group.exit_code
+    else:
+        state, code = State.FAILED, None
+        reason = "its group failed" + ("" if job else " before it started")
+    return replace(
+        group,
+        state=state,
+        reason=reason,
+        exit_code=code,
+        started=_utc(job.started if job else None, offset),
+        finished=_utc(job.finished if job else None, offset),
+        used_cpu_seconds=None,
+        used_memory_mb=None,
+    )
+
+
+def _utc(local: datetime | None, offset: timedelta) -> datetime | None:
+    return None if local is None else (local - offset).replace(tzinfo=UTC)
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -234,17 +299,28 @@ def failure_message(
     log_text: str,
     log_file: str,
     kept_in_namespace: str | None = None,
+    group: str | None = None,
 ) -> str:
     """What Snakemake shows for a failed job: the cause, the rule's own exit status
-    when the log tells it, the log's last lines, and how to look at a kept pod."""
+    when the log tells it, the log's last lines, and how to look at a kept pod. For a
+    group job: which of its jobs failed, and the log's lines up to that job's error
+    (what the group printed after it is other jobs' or its shutdown)."""
     reason = status.reason
     inner = command_exit_status(log_text)
     if inner is not None and status.exit_code is not None:
         reason += f" (the rule's command exited with status {inner})"
     msg = f"interlink: job {jobid} (pod {pod}) failed: {reason}.\n"
-    lines = tail(log_text)
+    if group is not None:
+        msg = f"interlink: group {group} (job {jobid}, pod {pod}) failed: {reason}.\n"
+    culprit = first_failed(logged_jobs(log_text)) if group is not None else None
+    lines, which = tail(log_text), "Last lines of its log"
+    if culprit is not None and culprit.error_line is not None:
+        wildcards = f" ({culprit.wildcards})" if culprit.wildcards else ""
+        msg += f"The job that failed in it: rule {culprit.rule}{wildcards}.\n"
+        lines = lines_until(log_text, culprit.error_line, ERROR_TAIL_LINES)
+        which = "The group's log up to that job's error"
     if lines:
-        msg += f"Last lines of its log ({log_file}):\n{lines}\n"
+        msg += f"{which} ({log_file}):\n{lines}\n"
     if kept_in_namespace is not None:
         msg += f"The pod is kept: kubectl -n {kept_in_namespace} describe pod {pod}\n"
     return msg

@@ -189,6 +189,58 @@ def _explain(msg: str) -> str:
     return msg[0].lower() + msg[1:]
 
 
+# what Snakemake sums over a group's side-by-side jobs although the group runs as one
+# batch job on one node with one Snakemake: meaningless (or quadratic) for its pod
+_NOT_SUMMED_IN_GROUPS = ("cpus_per_task", "tasks", "tasks_per_gpu", "nodes")
+
+
+def group_job_resources(
+    summed: Mapping[str, Any], members: list[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """A group job's resources as its pod needs them. Snakemake's GroupJob sums each
+    number over the jobs it runs side by side (bounded by --cores and --resources) and
+    adds up `runtime` over the jobs it runs one after another: right for the group's
+    cpus (its `_cores`, passed as threads), memory, gpus and time. Summed per-job
+    counts are dropped (the group is one task on one node, its cpus are its threads),
+    and `mem_mb_per_cpu`, whose sum times the summed cpus would grow with the square
+    of the group's width, becomes the largest of its jobs'."""
+    resources = {
+        k: v
+        for k, v in summed.items()
+        if k not in _NOT_SUMMED_IN_GROUPS and k != "mem_mb_per_cpu"
+    }
+    per_cpu = [
+        m["mem_mb_per_cpu"] for m in members if m.get("mem_mb_per_cpu") is not None
+    ]
+    if per_cpu:
+        resources["mem_mb_per_cpu"] = _largest(per_cpu)
+    return resources
+
+
+def unbounded_group_warning(group: str, cpus: int, cores: int | None) -> str | None:
+    """Without --cores, Snakemake bounds a group's width by nothing: all its jobs that
+    could run side by side count, and its pod asks for that many cpus, which a site
+    may never grant."""
+    if cores is not None or cpus <= 1:
+        return None
+    return (
+        f"group {group}: its pod asks for {cpus} cpus, all its jobs side by side, "
+        "because --cores is not set; set --cores (e.g. `cores: 2` in the profile) to "
+        "the cpus each group's pod should have, and its jobs take turns within them."
+    )
+
+
+def _largest(values: list[Any]) -> Any:
+    """The largest number, or the first value that is none (its rule's validation
+    then names it)."""
+    for value in values:
+        try:
+            _number(value)
+        except ValueError:
+            return value
+    return max(values, key=_number)
+
+
 def pod_resources(
     rule: str, threads: int, resources: Mapping[str, Any], settings: CheckedSettings
 ) -> PodResources:

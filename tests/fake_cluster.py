@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import queue
+import shlex
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -49,6 +50,30 @@ class Call:
     name: str = ""
     params: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] = field(default_factory=dict)  # of a create
+
+
+def _targets(pod: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
+    """The jobs a pod runs: a single job's from its annotations; a group job's from
+    its Snakemake's --target-jobs (rule:name=value,...)."""
+    annotations = pod["metadata"]["annotations"]
+    if RULE_ANNOTATION in annotations:
+        return [
+            (
+                annotations[RULE_ANNOTATION],
+                json.loads(annotations[WILDCARDS_ANNOTATION]),
+            )
+        ]
+    script = pod["spec"]["containers"][0]["command"][-1]
+    command = shlex.split(script)[-1]  # what the end reporter runs
+    words = shlex.split(command)
+    start = words.index("--target-jobs") + 1
+    targets = []
+    for word in words[start:]:
+        if word.startswith("--"):
+            break
+        rule, _, spec = word.partition(":")
+        targets.append((rule, dict(p.split("=", 1) for p in spec.split(",") if p)))
+    return targets
 
 
 class _Watch(httpx.SyncByteStream):
@@ -224,16 +249,16 @@ class FakeCluster:
 
     def run_job(self, pod: dict[str, Any]) -> int:
         """The job of a running pod (a copy): its exit code. Here: the test's exit
-        code for the rule and, when 0, the outputs the test names."""
-        annotations = pod["metadata"]["annotations"]
-        rule = annotations[RULE_ANNOTATION]
-        wildcards = json.loads(annotations[WILDCARDS_ANNOTATION])
-        code = self.exit_codes.get(rule, 0)
+        code for its rule (a group: the highest of its rules') and, when 0, the
+        outputs the test names."""
+        targets = _targets(pod)
+        code = max(self.exit_codes.get(rule, 0) for rule, _ in targets)
         if code == 0:
-            for output in self.outputs(rule, wildcards):
-                path = self.workdir / output
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.touch()
+            for rule, wildcards in targets:
+                for output in self.outputs(rule, wildcards):
+                    path = self.workdir / output
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.touch()
         return code
 
     def install(self, monkeypatch: Any) -> None:

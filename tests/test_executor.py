@@ -48,6 +48,7 @@ def run(
     jobs: int,
     retries: int = 0,
     envvars: list[str] | None = None,
+    groups: sm.GroupSettings | None = None,
     **settings: Any,
 ) -> Exception | None:
     """Run the workflow; the exception Snakemake ended with, or None."""
@@ -72,6 +73,7 @@ def run(
                 remote_execution_settings=sm.RemoteExecutionSettings(
                     container_image="image:1", envvars=envvars or []
                 ),
+                group_settings=groups,
             )
         except Exception as e:
             return e
@@ -206,3 +208,31 @@ def test_a_create_that_gave_up_and_cannot_be_undone_is_tracked_until_known(
     assert run(cluster, 1) is None
     assert cluster.verbs().count("log") == 1
     assert not cluster.pods
+
+
+def test_a_group_job_is_one_pod_one_log_and_a_report_row_per_job(
+    cluster: FakeCluster,
+):
+    """Groups from settings only (as --groups / --group-components give them): five
+    jobs in groups of two make three pods named after the group, each with one log,
+    and the report has a row per job."""
+    groups = sm.GroupSettings(
+        overwrite_groups={"work": "batch"}, group_components={"batch": 2}
+    )
+    assert run(cluster, 5, groups=groups) is None
+    created = [c.body for c in cluster.calls if c.verb == "create" and c.body]
+    names = [pod["metadata"]["name"] for pod in created]
+    assert len(names) == 3 and all("-batch-" in name for name in names), names
+    for pod in created:
+        labels = pod["metadata"]["labels"]
+        assert labels["interlink.snakemake.io/group"] == "batch"
+        assert "interlink.snakemake.io/rule" not in labels
+        (container,) = pod["spec"]["containers"]
+        assert container["resources"]["limits"]["cpu"] == "1"  # --cores 1: one wide
+    workdir = cluster.workdir
+    logs = sorted((workdir / ".snakemake" / "interlink_logs").rglob("*.log"))
+    assert [p.parent.name for p in logs] == ["group_batch"] * 3
+    (report,) = (workdir / ".snakemake" / "interlink_reports").glob("*/jobs.tsv")
+    rows = [line.split("\t") for line in report.read_text().splitlines()[1:]]
+    assert sorted((r[0], r[1]) for r in rows) == [("work", f"i={i}") for i in range(5)]
+    assert {r[2] for r in rows} == set(names)

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 from snakemake_interface_common.exceptions import WorkflowError
 
-from snakemake_executor_plugin_interlink.logs import log_path
+from snakemake_executor_plugin_interlink.logs import group_log_path, log_path
 from snakemake_executor_plugin_interlink.pod import (
+    GroupSpec,
     JobSpec,
     RunContext,
     job_script,
+    job_title,
     label_value,
     pod_for_job,
     pod_name,
@@ -231,18 +233,104 @@ def test_pod_names_are_short_and_unique_per_attempt():
 GROUP_JOBID = "6b3f0c1e-9a2d-5e4f-8b7a-0c1d2e3f4a5b"
 
 
-@pytest.mark.parametrize("jobid", [7, GROUP_JOBID])
-def test_single_and_group_jobs_name_their_pod_label_and_log(
-    settings, run, tmp_path, jobid
-):
-    manifest, _ = pod_for_job(spec(jobid=jobid, attempt=10), settings, run)
+def test_single_jobs_name_their_pod_label_and_log(settings, run, tmp_path):
+    manifest, _ = pod_for_job(spec(jobid=7, attempt=10), settings, run)
     meta = manifest["metadata"]
-    assert meta["name"] == f"snakejob-0123abcd-{jobid}-10"
-    assert DNS_LABEL.match(meta["name"]) and len(meta["name"]) <= 63
-    label = meta["labels"]["interlink.snakemake.io/jobid"]
-    assert label == str(jobid) and LABEL_VALUE.match(label)
-    path = log_path(tmp_path, "pair", {"w": "a"}, jobid)
-    assert path == tmp_path / "pair" / "w=a" / f"{jobid}.log"
+    assert meta["name"] == "snakejob-0123abcd-7-10"
+    assert meta["labels"]["interlink.snakemake.io/jobid"] == "7"
+    assert meta["labels"]["interlink.snakemake.io/rule"] == "align"
+    assert "interlink.snakemake.io/group" not in meta["labels"]
+    path = log_path(tmp_path, "pair", {"w": "a"}, 7)
+    assert path == tmp_path / "pair" / "w=a" / "7.log"
+
+
+def group(name="batch", rules=("gather", "work"), members=50):
+    return GroupSpec(name=name, rules=rules, members=members)
+
+
+@pytest.mark.parametrize(
+    ("name", "rules", "readable"),
+    [
+        ("batch", ("work",), "batch"),
+        ("Big_Batch.v2", ("work",), "big-batch-v2"),
+        ("x" * 100, ("work",), "x" * 20),
+        ("日本語", ("work",), ""),  # nothing readable is left: the unique part stays
+        ("-edge-", ("work",), "edge"),
+        ("a" * 19 + "-b", ("work",), "a" * 19),  # no dash before the unique part
+        # Snakemake's own groups (pipes, services) are named by a UUID: their rules
+        (
+            "17d453f7-19ef-468d-892d-5252e97516c6",
+            ("consume", "produce"),
+            "consume-produce",
+        ),
+    ],
+)
+def test_group_pods_are_named_after_the_group_and_stay_valid(
+    settings, run, name, rules, readable
+):
+    manifest, _ = pod_for_job(
+        spec(jobid=GROUP_JOBID, attempt=10, group=group(name, rules)), settings, run
+    )
+    pod = manifest["metadata"]["name"]
+    assert DNS_LABEL.match(pod) and len(pod) <= 63
+    assert pod.startswith("snakejob-0123abcd-" + (f"{readable}-" if readable else ""))
+    assert re.fullmatch(r"[0-9a-f]{12}-10", pod.removeprefix("snakejob-0123abcd-")[
+        len(readable) + bool(readable):
+    ])  # fmt: skip
+
+
+def test_group_pods_of_one_group_differ_by_job_and_attempt():
+    names = {
+        pod_name("0123abcd-ffff", jobid, attempt, "batch")
+        for jobid in (GROUP_JOBID, GROUP_JOBID.replace("6b", "7b"))
+        for attempt in (1, 2)
+    }
+    assert len(names) == 4
+
+
+def test_group_pods_say_they_are_a_group_and_name_no_rule(settings, run):
+    manifest, _ = pod_for_job(
+        spec(jobid=GROUP_JOBID, rule="group batch (rules gather, work)", group=group()),
+        settings,
+        run,
+    )
+    meta = manifest["metadata"]
+    labels, annotations = meta["labels"], meta["annotations"]
+    assert labels["interlink.snakemake.io/kind"] == "group"
+    assert labels["interlink.snakemake.io/group"] == "batch"
+    assert labels["interlink.snakemake.io/jobid"] == GROUP_JOBID
+    assert "interlink.snakemake.io/rule" not in labels
+    assert "interlink.snakemake.io/rule" not in annotations
+    assert annotations["interlink.snakemake.io/group"] == "batch"
+    assert annotations["interlink.snakemake.io/rules"] == "gather work"
+    assert annotations["interlink.snakemake.io/members"] == "50"
+    for value in labels.values():
+        assert LABEL_VALUE.match(value)
+
+
+def test_group_labels_are_valid_for_any_group_name(settings, run):
+    for name in HOSTILE:
+        manifest, _ = pod_for_job(
+            spec(jobid=GROUP_JOBID, group=group(name or "g")), settings, run
+        )
+        assert LABEL_VALUE.match(
+            manifest["metadata"]["labels"]["interlink.snakemake.io/group"]
+        )
+
+
+def test_a_group_job_is_named_by_its_group_and_rules_in_messages():
+    assert job_title("align", None) == "align"
+    assert job_title("x", group()) == "group batch (rules gather, work)"
+
+
+def test_one_log_per_group_named_after_it(tmp_path):
+    path = group_log_path(tmp_path, "batch", ("gather", "work"), GROUP_JOBID)
+    assert path.parent == tmp_path / "group_batch"
+    assert re.fullmatch(r"gather\+work-[0-9a-f]{12}\.log", path.name)
+    other = group_log_path(tmp_path, "batch", ("gather", "work"), "another-uuid")
+    assert other != path
+    hostile = group_log_path(tmp_path, "../x y", ("r",) * 100, GROUP_JOBID)
+    assert hostile.parent.parent == tmp_path and len(hostile.name) < 120
 
 
 def test_scripts_quote_the_workdir(run):

@@ -3,6 +3,7 @@
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from snakemake_executor_plugin_interlink.report import (
     JobRow,
     failure_message,
     jobs_tsv,
+    member_rows,
     oversized_requests,
     timeline_html,
 )
@@ -211,3 +213,81 @@ def test_rules_asking_more_than_twice_what_they_use_are_named(rows, named):
     assert line is not None and line.startswith("interlink: these rules asked")
     for part in named:
         assert part in line
+
+
+GROUP_LOGS = Path(__file__).parent / "group_logs"
+# the pod of tests/group_logs/failed_member.log: its batch job ran from 08:42:48 UTC
+GROUP_START = datetime(2026, 12, 2, 8, 42, 48, tzinfo=UTC)
+
+
+def group_row(state: State, log: str) -> tuple[JobRow, str]:
+    status = PodStatus(
+        state,
+        exit_code=0 if state == State.SUCCEEDED else 1,
+        remote_job_id="2350",
+        created=GROUP_START - timedelta(seconds=2),
+        started=GROUP_START,
+        finished=GROUP_START + timedelta(seconds=4),
+        used_cpu_seconds=3.0,
+        used_memory_mb=120.0,
+    )
+    row = JobRow("checks_fail", "", "snakejob-x-checks-1", 1, status, status.created)
+    return replace(row, cpus_requested=2.0), (GROUP_LOGS / log).read_text()
+
+
+def test_a_group_gives_one_row_per_member_with_its_own_times_and_fate():
+    group, log = group_row(State.FAILED, "failed_member.log")
+    members = [("fail", {"i": str(i)}) for i in range(4)] + [("fail", {"i": "7"})]
+    rows = member_rows(group, members, log)
+    seen = [
+        (r.rule, r.wildcards, r.status.state, r.status.started, r.run_time)
+        for r in rows
+    ]
+    at = GROUP_START.replace
+    assert seen == [
+        ("fail", "i=0", State.SUCCEEDED, at(second=49), 1.0),
+        ("fail", "i=1", State.SUCCEEDED, at(second=50), 1.0),
+        ("fail", "i=2", State.FAILED, at(second=50), 1.0),
+        ("fail", "i=3", State.SUCCEEDED, at(second=49), 1.0),
+        ("fail", "i=7", State.FAILED, None, None),  # never started
+    ]
+    assert rows[4].status.reason == "its group failed before it started"
+    for r in rows:  # the group's pod and batch job; not its usage
+        assert (r.pod, r.status.remote_job_id, r.submitted) == (
+            group.pod,
+            "2350",
+            group.submitted,
+        )
+        assert r.cpus_requested is None and r.status.used_cpu_seconds is None
+    tsv = jobs_tsv(rows)
+    assert len(tsv.splitlines()) == 1 + len(members)
+
+
+def test_members_of_a_succeeded_group_succeeded_even_unseen_in_its_log():
+    group, _ = group_row(State.SUCCEEDED, "batch.log")
+    (member,) = member_rows(group, [("work", {"i": "1"})], "log was cut")
+    assert member.status.state == State.SUCCEEDED and member.status.started is None
+
+
+def test_a_group_failure_names_the_job_that_failed_and_shows_its_lines():
+    group, log = group_row(State.FAILED, "failed_member.log")
+    msg = failure_message(
+        "92d2", group.pod, replace(group.status, reason="exit code 1"), log, "g.log",
+        group="checks",
+    )  # fmt: skip
+    assert msg.startswith(
+        f"interlink: group checks (job 92d2, pod {group.pod}) failed: exit code 1 "
+        "(the rule's command exited with status 3).\n"
+        "The job that failed in it: rule fail (i=2).\n"
+        "The group's log up to that job's error (g.log):\n"
+    )
+    assert "boom" in msg and "(command exited with non-zero exit code)" in msg
+    assert "Shutting down" not in msg  # what the group printed after the error
+
+
+def test_a_group_failure_without_a_failed_job_in_its_log_shows_the_tail():
+    msg = failure_message(
+        "92d2", "p", PodStatus(State.FAILED, "OOMKilled"), "a\nb\n", "g.log", group="g"
+    )
+    assert "The job that failed" not in msg
+    assert msg.endswith("Last lines of its log (g.log):\na\nb\n")

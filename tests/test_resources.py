@@ -7,8 +7,10 @@ from snakemake_interface_common.exceptions import WorkflowError
 
 from snakemake_executor_plugin_interlink.resources import (
     SLURM_FLAGS,
+    group_job_resources,
     parse_minutes,
     pod_resources,
+    unbounded_group_warning,
 )
 from snakemake_executor_plugin_interlink.settings import CheckedSettings, RequestPolicy
 
@@ -284,3 +286,50 @@ def test_a_memory_floor_is_said_once_per_rule():
     assert res.limits["memory"] == "256Mi"
     assert any("less than the job's own Snakemake needs" in w for w in res.warnings)
     assert not build({"mem_mb": 300}).warnings
+
+
+@pytest.mark.parametrize(
+    ("summed", "members", "expected"),
+    [
+        (  # what Snakemake's GroupJob computed stands: width, memory, time, strings
+            {"_cores": 2, "mem_mb": 200, "runtime": 25, "slurm_partition": "short"},
+            [{"mem_mb": 100, "runtime": 1}] * 50,
+            {"_cores": 2, "mem_mb": 200, "runtime": 25, "slurm_partition": "short"},
+        ),
+        (  # per-job counts summed over a layer: the group is one task on one node
+            {"_cores": 4, "cpus_per_task": 8, "tasks": 4, "nodes": 4, "gpu": 2},
+            [{"cpus_per_task": 2, "tasks": 1, "nodes": 1, "gpu": 1}] * 4,
+            {"_cores": 4, "gpu": 2},
+        ),
+        (  # mem_mb_per_cpu: the largest of the jobs', not their sum
+            {"_cores": 4, "mem_mb_per_cpu": 3000, "mem_mb": 4000},
+            [{"mem_mb_per_cpu": 1000}, {"mem_mb_per_cpu": 2000}, {"mem_mb": 1000}],
+            {"_cores": 4, "mem_mb_per_cpu": 2000, "mem_mb": 4000},
+        ),
+        (  # a value that is no number reaches validation, which names it
+            {"mem_mb_per_cpu": 0},
+            [{"mem_mb_per_cpu": 1000}, {"mem_mb_per_cpu": "lots"}],
+            {"mem_mb_per_cpu": "lots"},
+        ),
+    ],
+)
+def test_group_job_resources(summed, members, expected):
+    assert group_job_resources(summed, members) == expected
+
+
+def test_a_groups_pod_gets_its_width_in_cpus_and_per_cpu_memory_once():
+    resources = group_job_resources(
+        {"mem_mb_per_cpu": 2000 * 4, "mem_mb": 4000}, [{"mem_mb_per_cpu": 2000}] * 4
+    )
+    assert build(resources, threads=4).limits == {"cpu": "4", "memory": "8000Mi"}
+
+
+@pytest.mark.parametrize(
+    ("cpus", "cores", "warned"),
+    [(50, None, True), (1, None, False), (2, 2, False), (50, 50, False)],
+)
+def test_a_group_without_cores_is_warned_of_its_width(cpus, cores, warned):
+    warning = unbounded_group_warning("batch", cpus, cores)
+    assert (warning is not None) == warned
+    if warning:
+        assert warning.startswith("group batch: its pod asks for 50 cpus")
