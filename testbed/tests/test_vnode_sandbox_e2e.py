@@ -18,7 +18,7 @@ from test_vnode_e2e import LABEL, _logs, pod_manifest, unique, wait_phase
 from vnode.kube import Kube
 from vnode.sandbox import ALWAYS_PASSED, SESSION_SIZE_MIB
 
-pytestmark = pytest.mark.testbed
+pytestmark = [pytest.mark.testbed, pytest.mark.sandbox]
 
 PROBE = r"""
 say() { printf 'probe %s=%s\n' "$1" "$2"; }
@@ -47,7 +47,7 @@ if touch /in-the-image 2>/dev/null; then say root writable; else say root read-o
 @pytest.fixture(scope="module")
 def executor(testbed_env: dict[str, str]) -> Iterator[Kube]:
     if testbed_env.get("TESTBED_SANDBOX", "none") != "bwrap":
-        pytest.skip("vk-slurm runs containers on the host (TESTBED_SANDBOX=bwrap testbed/up.sh turns the sandbox on)")
+        pytest.fail("vk-slurm runs containers on the host (TESTBED_SANDBOX=bwrap testbed/up.sh turns the sandbox on)")
     kube = Kube(testbed_env["TESTBED_EXECUTOR_KUBECONFIG"])
     yield kube
     kube.request(

@@ -38,6 +38,8 @@ sys.path.insert(0, str(REPO / "testbed"))
 from vnode import jobfiles, sandbox
 from vnode.logs_server import LogError, read_logs
 
+pytestmark = pytest.mark.sandbox
+
 ENV = read_env(STATE / "env") if (STATE / "env").exists() else {}
 IMAGE_ROOT = os.environ.get("TESTBED_IMAGE_ROOT") or ENV.get("TESTBED_IMAGE_ROOT", "")
 
@@ -110,13 +112,15 @@ class SandboxNode(FakeCluster):
 
 @pytest.fixture
 def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxNode]:
-    if not IMAGE_ROOT:
-        pytest.skip(
+    if (
+        not IMAGE_ROOT
+    ):  # selected (-m sandbox): a missing image fails, as a testbed does
+        pytest.fail(
             "no job image: TESTBED_SANDBOX=bwrap testbed/up.sh builds it "
             "(or set TESTBED_IMAGE_ROOT to testbed/setup-image.sh's output)"
         )
     if os.geteuid() != 0 or not shutil.which("bwrap"):
-        pytest.skip("the sandbox needs root and bubblewrap")
+        pytest.fail("the sandbox needs root and bubblewrap")
     workdir = tmp_path / "wd"
     workdir.mkdir()
     fake = SandboxNode(workdir, tmp_path / "jobs")
