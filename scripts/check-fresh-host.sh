@@ -126,6 +126,12 @@ debootstrap --variant=minbase "$release" "$ROOT" "$MIRROR" >"$WORK/debootstrap.l
 printf 'deb %s %s main\ndeb %s %s-updates main\ndeb %s %s-security main\n' \
   "$MIRROR" "$release" "$MIRROR" "$release" "$SECURITY" "$release" >"$ROOT/etc/apt/sources.list"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# This kind of machine reaches the internet through an egress proxy whose CA its image trusts
+# (the host's /usr/local/share/ca-certificates, and pip told to use the system's bundle): the
+# image of a fresh one has them too. They are certificates and configuration, not caches.
+mkdir -p "$ROOT/usr/local/share/ca-certificates"
+cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/" 2>/dev/null || true
+[ -f /etc/pip.conf ] && cp /etc/pip.conf "$ROOT/etc/pip.conf"
 printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d" && chmod +x "$ROOT/usr/sbin/policy-rc.d"
 mount -t proc proc "$ROOT/proc"
 chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive sh -c \
