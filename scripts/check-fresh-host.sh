@@ -74,7 +74,7 @@ if ((${#missing[@]})); then
 fi
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-name=$(basename "$(git -C "$REPO" rev-parse --show-toplevel)")
+name=snakemake-executor-plugin-interlink # the clone's directory, whatever this checkout's is
 branch=$(git -C "$REPO" rev-parse --abbrev-ref HEAD)
 commit=$(git -C "$REPO" rev-parse HEAD)
 [ -z "$(git -C "$REPO" status --porcelain --untracked-files=no)" ] ||
