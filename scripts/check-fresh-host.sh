@@ -35,7 +35,12 @@ if [ "${1:-}" = --inner ]; then
   hostname "$host"
   mount -t proc proc "$root/proc" # this PID namespace's
   mount -t sysfs sysfs "$root/sys" # this network namespace's devices
-  mount -t cgroup2 cgroup2 "$root/sys/fs/cgroup" 2>/dev/null || true
+  # the machine's cgroup hierarchies as they are mounted on it (slurmd autodetects their
+  # version from this layout: a cgroup2 mount over v1 controllers is "hybrid", fatal to it)
+  if mountpoint -q /sys/fs/cgroup; then
+    mount --rbind /sys/fs/cgroup "$root/sys/fs/cgroup"
+    mount --make-rslave "$root/sys/fs/cgroup"
+  fi
   mount --rbind /dev "$root/dev"
   mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
   mount -t devpts -o newinstance,ptmxmode=0666,mode=620,gid=5 devpts "$root/dev/pts"
