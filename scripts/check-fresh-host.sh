@@ -33,6 +33,9 @@ if [ "${1:-}" = --inner ]; then
   root=$2 host=$3 results=$4 repo=$5
   shift 5
   hostname "$host"
+  # The root a mount of its own, as a machine's / is: `unshare --propagation private` (the
+  # tests' stand-in for a pod) changes the propagation of /, which needs / to be a mount
+  mount --bind "$root" "$root"
   mount -t proc proc "$root/proc" # this PID namespace's
   mount -t sysfs sysfs "$root/sys" # this network namespace's devices
   # the machine's cgroup hierarchies as they are mounted on it (slurmd autodetects their
