@@ -27,8 +27,9 @@ say "state in $STATE, logs in $LOGS"
 make_pki() {
   cd "$PKI"
   if [ ! -s ca.crt ]; then
+    # keyUsage: Python >= 3.13 verifies strictly (VERIFY_X509_STRICT) and refuses a CA without it
     openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
-      -subj /CN=interlink-testbed-ca 2>/dev/null
+      -subj /CN=interlink-testbed-ca -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
   fi
   if [ ! -s apiserver.crt ]; then
     openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr \
