@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Install what the testbed needs: Debian packages, the Python client libraries in the
-# project's venv, the Kubernetes control plane and the trixie chroot with HTCondor and
-# radosgw (both built once, cached outside the checkout).
+# Install what the testbed needs: Debian packages of the host (Slurm, munge, MariaDB: the
+# host's release's own, bookworm's or trixie's), the Python client libraries in the project's
+# venv, the Kubernetes control plane with kubectl and etcd (pinned: built in a bookworm root)
+# and the trixie chroot with HTCondor and radosgw (both built once, cached outside the checkout).
 # A fast no-op when everything is present. Prints the Kubernetes binary directory last.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PY=${TESTBED_PYTHON:-$(cd "$HERE/.." && pwd)/.venv/bin/python}
 
-packages=(etcd-server openssl curl jq slurm-wlm munge slurmdbd mariadb-server bubblewrap debootstrap)
+packages=(openssl curl jq slurm-wlm munge slurmdbd mariadb-server bubblewrap debootstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -41,16 +42,7 @@ if [ "${TESTBED_HTCONDOR:-1}" != 0 ] || [ "${TESTBED_S3:-1}" != 0 ]; then
   "$HERE/setup-chroot.sh" >&2
 fi
 
+# kube-apiserver, scheduler, controller-manager, kubectl (the testbed applies rbac.yaml with
+# it, the docs' kubectl commands run with it) and etcd, all from bookworm (build-k8s.sh)
 BIN=$("$HERE/build-k8s.sh" | tail -n 1)
-
-# kubectl of the same version, from Debian's kubernetes-client package: the testbed applies
-# rbac.yaml with it, and the docs' kubectl commands are run with it (tests/e2e/test_docs_commands.py).
-if [ ! -x "$BIN/kubectl" ]; then
-  echo "testbed: fetching kubectl from Debian's kubernetes-client package" >&2
-  tmp=$(mktemp -d) && chmod 755 "$tmp"
-  (cd "$tmp" && { apt-get download -qq kubernetes-client 2>/dev/null ||
-    { apt-get update -qq && apt-get download -qq kubernetes-client; }; }) >&2
-  dpkg-deb --fsys-tarfile "$tmp"/kubernetes-client_*.deb | tar -xO ./usr/bin/kubectl >"$BIN/kubectl.new"
-  chmod 755 "$BIN/kubectl.new" && mv "$BIN/kubectl.new" "$BIN/kubectl" && rm -rf "$tmp"
-fi
 echo "$BIN"

@@ -20,7 +20,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 case $VNODE_MODE in slurm | local) ;; *) die "TESTBED_VNODE_MODE must be slurm or local, not '$VNODE_MODE'" ;; esac
 
 BIN=$("$TESTBED_DIR/setup.sh" | tail -n 1)
-[ -x "$BIN/kube-apiserver" ] || die "setup.sh did not provide the Kubernetes binaries"
+[ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/etcd" ] || die "setup.sh did not provide the Kubernetes binaries"
 mkdir -p "$STATE" "$LOGS" "$PIDS" "$PKI"
 say "state in $STATE, logs in $LOGS"
 
@@ -28,8 +28,9 @@ say "state in $STATE, logs in $LOGS"
 make_pki() {
   cd "$PKI"
   if [ ! -s ca.crt ]; then
+    # keyUsage: Python >= 3.13 verifies strictly (VERIFY_X509_STRICT) and refuses a CA without it
     openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
-      -subj /CN=interlink-testbed-ca 2>/dev/null
+      -subj /CN=interlink-testbed-ca -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
   fi
   if [ ! -s apiserver.crt ]; then
     openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr \
@@ -88,7 +89,7 @@ write_kubeconfig "$EXECUTOR_KUBECONFIG" snakemake-executor "$EXECUTOR_TOKEN" "$N
 api() { curl -fsS --cacert "$PKI/ca.crt" -H "Authorization: Bearer $ADMIN_TOKEN" "https://127.0.0.1:$API_PORT$1"; }
 
 # ---------------------------------------------------------------- Kubernetes control plane
-start_daemon etcd etcd --name testbed --data-dir "$STATE/etcd" \
+start_daemon etcd "$BIN/etcd" --name testbed --data-dir "$STATE/etcd" \
   --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
   --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
   --initial-cluster testbed=http://127.0.0.1:2380 --unsafe-no-fsync
