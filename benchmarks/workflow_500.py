@@ -178,18 +178,42 @@ def interlink_args(bed: dict[str, str]) -> list[str]:
     ]
 
 
+# Where a thread waits. py-spy leaves idle threads out by asking the OS whether they
+# run, which this machine's kernel (gVisor) does not tell: every thread counts as busy.
+# Samples whose innermost frame is one of these waits are idle, whatever py-spy says.
+IDLE_FRAMES = (
+    "_worker (",  # a thread pool's worker waiting for work
+    "Condition.wait (",
+    "Event.wait (",
+    "SSLSocket.read (",  # a watch or a request waiting for the server
+    "SyncStream.read (",
+    "EpollSelector.select (",  # Snakemake's event loop waiting
+    "_read_from_self (",
+    "PodTracker.wait_for_change (",  # the executor's sleep between rounds
+)
+
+
 def executor_share(samples: Path) -> dict[str, float]:
-    """py-spy's raw output (one `frame;frame;... count` line per stack, idle threads
-    left out): the share of samples with a frame of this package on the stack."""
-    ours = total = 0
+    """py-spy's raw output (one `frame;frame;... count` line per stack): the share of
+    the busy samples (IDLE_FRAMES left out) with a frame of this package on the stack,
+    and the same split by what the executor was doing (its outermost frame)."""
+    ours = busy = 0
+    parts: dict[str, int] = {}
     for line in samples.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        total += int(count)
+        frames = stack.split(";")
+        if frames[-1].startswith(IDLE_FRAMES):
+            continue
+        busy += int(count)
         if PACKAGE_PATH in stack:
             ours += int(count)
+            outer = next(f for f in frames if PACKAGE_PATH in f).split(" (")[0]
+            parts[outer] = parts.get(outer, 0) + int(count)
+    top = sorted(parts.items(), key=lambda kv: -kv[1])[:8]
     return {
-        "samples": total,
-        "executor_share": round(ours / total, 4) if total else 0.0,
+        "busy_samples": busy,
+        "executor_share": round(ours / busy, 4) if busy else 0.0,
+        "executor_parts": {name: round(n / busy, 3) for name, n in top} if busy else {},
     }
 
 
