@@ -20,7 +20,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 case $VNODE_MODE in slurm | local) ;; *) die "TESTBED_VNODE_MODE must be slurm or local, not '$VNODE_MODE'" ;; esac
 
 BIN=$("$TESTBED_DIR/setup.sh" | tail -n 1)
-[ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/etcd" ] || die "setup.sh did not provide the Kubernetes binaries"
+for b in kube-apiserver etcd; do [ -x "$BIN/$b" ] || die "setup.sh did not provide $BIN/$b"; done
 mkdir -p "$STATE" "$LOGS" "$PIDS" "$PKI"
 say "state in $STATE, logs in $LOGS"
 
