@@ -419,13 +419,12 @@ class Executor(RemoteExecutor):
             if pod is not None:
                 resumed.append((job, pod))
                 continue
-            manifest, res = pod_for_job(
-                self.job_spec(job, key), self.settings, self.run
-            )
+            spec = self.job_spec(job, key)
+            manifest, res = pod_for_job(spec, self.settings, self.run)
             warnings = list(res.warnings)
-            if job.is_group():
+            if spec.group is not None:
                 unbounded = unbounded_group_warning(
-                    _group_spec(job).readable,
+                    spec.group.readable,
                     job.threads,
                     self.workflow.resource_settings.cores,
                 )
