@@ -17,7 +17,6 @@ shared): nothing is restarted.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from workflow_500 import STATE, env_of, interlink_args, run
+from workflow_500 import STATE, env_of, interlink_args, report_rows, run
 
 SNAKEFILE = """
 rule all:
@@ -57,9 +56,7 @@ def slurm_jobs_between(start: str, end: str) -> int:
 
 def report_counts(workdir: Path) -> tuple[int, int, int]:
     """Rows, distinct pods and distinct Slurm job ids of the run report."""
-    (report,) = (workdir / ".snakemake" / "interlink_reports").glob("*/jobs.tsv")
-    with report.open() as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
+    rows = report_rows(workdir)
     return (
         len(rows),
         len({r["pod"] for r in rows}),

@@ -28,7 +28,6 @@ pod's end to Snakemake's report.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import random
 import re
@@ -43,7 +42,7 @@ from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 
-from workflow_500 import STATE, bench_node, env_of, interlink_args
+from workflow_500 import STATE, bench_node, env_of, interlink_args, report_rows
 
 SNAKEFILE = """
 SLEEP = {sleeps}
@@ -88,25 +87,21 @@ def finished_times(log: str) -> dict[int, float]:
 
 def ended_times(workdir: Path) -> dict[int, float]:
     """Output index -> epoch second at which the job's command ended (its output)."""
-    return {
-        int(path.stem): float(path.read_text())
-        for path in (workdir / "out").glob("*.txt")
-        if path.read_text().strip()
-    }
+    texts = {int(p.stem): p.read_text() for p in (workdir / "out").glob("*.txt")}
+    return {index: float(text) for index, text in texts.items() if text.strip()}
 
 
 def job_ends(workdir: Path) -> dict[int, float]:
     """Output index -> epoch second at which the job's pod command (its own Snakemake,
     which still checks and records the outputs after the rule's command) ended, as the
     run report has it (the job's own word)."""
-    found = {}
-    for report in (workdir / ".snakemake" / "interlink_reports").glob("*/jobs.tsv"):
-        with report.open() as f:
-            for row in csv.DictReader(f, delimiter="\t"):
-                if row["rule"] == "work" and row["finished"]:
-                    index = int(row["wildcards"].removeprefix("i="))
-                    found[index] = datetime.fromisoformat(row["finished"]).timestamp()
-    return found
+    return {
+        int(row["wildcards"].removeprefix("i=")): datetime.fromisoformat(
+            row["finished"]
+        ).timestamp()
+        for row in report_rows(workdir)
+        if row["rule"] == "work" and row["finished"]
+    }
 
 
 def median_gap(later: dict[int, float], earlier: dict[int, float]) -> float | None:

@@ -14,6 +14,7 @@ its CPU between this package's code (and what it calls: httpx, json, ...) and th
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import re
@@ -156,6 +157,15 @@ def run(cmd: list[str], workdir: Path, profile: Path | None = None) -> dict:
     if profile is not None:
         result.update(executor_share(profile))
     return result
+
+
+def report_rows(workdir: Path) -> list[dict[str, str]]:
+    """The rows of the run report(s) in a working directory (jobs.tsv)."""
+    rows: list[dict[str, str]] = []
+    for report in (workdir / ".snakemake" / "interlink_reports").glob("*/jobs.tsv"):
+        with report.open() as f:
+            rows += csv.DictReader(f, delimiter="\t")
+    return rows
 
 
 def env_of(path: Path) -> dict[str, str]:
