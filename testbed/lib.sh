@@ -156,8 +156,10 @@ mount_chroot() { # root ; idempotent
       done
       continue
     fi
-    if [ -d "$src" ]; then mkdir -p "$root$src"; else mkdir -p "$(dirname "$root$src")" && touch "$root$src"; fi
     if ! mountpoint -q "$root$src"; then
+      # only before the first bind: once bound, a file there is the host's, and with
+      # Debian's Python that is the running /usr/bin/python3.X (touch: Text file busy)
+      if [ -d "$src" ]; then mkdir -p "$root$src"; else mkdir -p "$(dirname "$root$src")" && touch "$root$src"; fi
       mount --bind "$src" "$root$src"
       mount -o remount,bind,ro "$root$src"
     fi
