@@ -426,6 +426,8 @@ class ExecutorRounds:
         self.tracker, self.board = tracker, board
         self.active = list(names)
         self.noticed: dict[str, float] = {}
+        for name in names:  # as run_jobs does with every pod it creates
+            board.track(name, None)
 
     def round(self) -> None:
         self.active, finished = self.board.decide(self.active, str)

@@ -1,8 +1,8 @@
 """Each tracked job's fate from the watched view of its pod.
 
 Reading the board sends no request: it reads the tracker's view and classifies a pod
-again only when its resourceVersion changed, or when one of its timeouts can have
-expired. The one exception is a pod missing from the view for
+again only when the view of it changed, its job's end was seen, or one of its timeouts
+can have expired. The one exception is a pod missing from the view for
 longer than a grace period: a single GET confirms it is gone before its job fails.
 Whatever fails in a round (that GET, the watch) is the outcome of the jobs it concerns,
 never an exception out of the round.
@@ -10,7 +10,9 @@ never an exception out of the round.
 
 from __future__ import annotations
 
+import heapq
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -21,6 +23,7 @@ from .kube import Forbidden, KubeClient, KubeError, NotFound, Unauthorized
 from .progress import Progress
 from .settings import CheckedSettings
 from .status import (
+    JobEnd,
     PodStatus,
     State,
     classify_pod,
@@ -63,9 +66,11 @@ class StatusBoard:
         self._missing_since: dict[str, float] = {}
         self._refusal_grace = refusal_grace
         self._outage_grace = outage_grace
-        self._known_jobs: frozenset[str] = frozenset()  # pods of the last full round
-        self._seen_generation = -1
-        self._next_recheck = 0.0  # monotonic time a waiting pod's timeout may expire
+        # submission threads track pods while a status round reads these two
+        self._lock = threading.Lock()
+        self._tracked: set[str] = set()  # the run's pods whose jobs are not reported
+        self._unknown: set[str] = set()  # tracked, in no view yet: every round
+        self._rechecks: list[tuple[float, str]] = []  # heap: when a timeout may expire
 
     # -- what the executor tells and asks ----------------------------------------
 
@@ -73,6 +78,9 @@ class StatusBoard:
         """A pod the run created (or re-attached to): in the view at once (unless
         its create is uncertain: then the watch, or a GET after the grace, decides),
         in the progress line, and watched for its job's own end."""
+        with self._lock:
+            self._tracked.add(name)
+            self._unknown.add(name)  # its first round looks at it, in the view or not
         if pod is not None:
             self._tracker.observe(pod)
         if self.progress is not None:
@@ -117,53 +125,56 @@ class StatusBoard:
         self, jobs: Sequence[J], pod_of: Callable[[J], str]
     ) -> tuple[list[J], list[tuple[J, PodStatus]]]:
         """One status round: every job is either still active or finished with its
-        status, never dropped. Costs no lookup when nothing can have changed; a job
-        that reported its exit status (completion.py) ends without waiting for its
-        pod."""
-        names = frozenset(pod_of(job) for job in jobs)
+        status, never dropped. It looks only at the jobs whose pod changed, whose end
+        was seen (completion.py), whose timeout may have expired or whose pod is not
+        known yet: O(changes), not O(jobs); a quiet round costs nothing."""
+        failure = self.watch_failure()  # a watch failed for good: every job ends
+        if failure is not None:
+            return [], [(job, failure) for job in jobs]
         ended = self._ends.ended() if self._ends else {}
-        if ended:  # a marker of a job not tracked here (another run's) changes nothing
-            ended = {name: code for name, code in ended.items() if name in names}
-        # a watch that fails for good changes no pod: it is looked at every round
-        failure = self.watch_failure()
-        if (
-            not ended
-            and failure is None
-            and self._known_jobs == names
-            and self.unchanged()
-        ):
+        names = self._due(ended)
+        if not names:
             return list(jobs), []
-        self._known_jobs = names
         now = datetime.now(UTC)
+        done: dict[str, PodStatus] = {}
+        for name in names:
+            status = self.status(name, now)
+            if name in ended:
+                status = status_from_exit(status, ended[name], now)
+            if status is None:  # not in the view yet: looked at every round
+                with self._lock:
+                    self._unknown.add(name)
+            elif status.state.finished:
+                done[name] = status
+            elif self.progress is not None:
+                self.progress.update(name, status)
+        if not done:
+            return list(jobs), []
         active: list[J] = []
         finished: list[tuple[J, PodStatus]] = []
         for job in jobs:
-            name = pod_of(job)
-            status = failure or self.status(name, now)
-            if not failure and name in ended:
-                status = status_from_exit(status, ended[name], now)
-            if status is not None and status.state.finished:
+            status = done.pop(pod_of(job), None)
+            if status is None:
+                active.append(job)
+            else:
                 finished.append((job, status))
-                continue
-            if status is not None and self.progress is not None:
-                self.progress.update(name, status)
-            active.append(job)
+        if done:  # tracked, not yet among Snakemake's active jobs: the next round
+            with self._lock:
+                self._unknown.update(done)
         return active, finished
 
-    def unchanged(self) -> bool:
-        """True when nothing can have changed since the last full round: the view is
-        the same and no waiting pod's timeout can have expired. Such a round needs no
-        lookups."""
-        generation = self._tracker.generation
-        if (
-            generation == self._seen_generation
-            and time.monotonic() < self._next_recheck
-            and not self._missing_since
-        ):
-            return True
-        self._seen_generation = generation
-        self._next_recheck = math.inf  # the status() calls of this round set it
-        return False
+    def _due(self, ended: dict[str, JobEnd]) -> set[str]:
+        """The tracked pods this round must look at."""
+        names = self._tracker.take_touched()
+        names.update(self._missing_since, ended)
+        clock = time.monotonic()
+        while self._rechecks and self._rechecks[0][0] <= clock:
+            names.add(heapq.heappop(self._rechecks)[1])
+        with self._lock:
+            names.update(self._unknown)
+            self._unknown = set()
+            names &= self._tracked  # another run's pods, or jobs already reported
+        return names
 
     def status(self, name: str, now: datetime) -> PodStatus | None:
         """The state of the job whose pod is `name`; None: not known yet."""
@@ -175,14 +186,14 @@ class StatusBoard:
         cached = self._cache.get(name)
         clock = time.monotonic()
         if cached and cached[0] == version and clock < cached[2]:
-            status, recheck_at = cached[1], cached[2]
-        else:
-            status = classify_pod(
-                pod, now, self._unschedulable_timeout, self._pending_timeout
-            )
-            recheck_at = clock + self._seconds_until_timeout(status, now, pod)
-            self._cache[name] = (version, status, recheck_at)
-        self._next_recheck = min(self._next_recheck, recheck_at)
+            return cached[1]
+        status = classify_pod(
+            pod, now, self._unschedulable_timeout, self._pending_timeout
+        )
+        recheck_at = clock + self._seconds_until_timeout(status, now, pod)
+        self._cache[name] = (version, status, recheck_at)
+        if recheck_at < math.inf and not (cached and cached[2] == recheck_at):
+            heapq.heappush(self._rechecks, (recheck_at, name))
         return status
 
     def _seconds_until_timeout(
@@ -205,6 +216,8 @@ class StatusBoard:
         return max(0.0, (since - now).total_seconds() + min(timeouts)) + 0.01
 
     def forget(self, name: str) -> None:
+        with self._lock:
+            self._tracked.discard(name)
         if self._ends:
             self._ends.collect(name)
         self._tracker.forget(name)

@@ -17,34 +17,45 @@ _LABELS = {
 
 
 class Progress:
-    """Submission threads add pods while the status thread counts them: one lock."""
+    """Submission threads add pods while the status thread counts them: one lock.
+    The counts are kept as states change, so a line costs nothing per job."""
 
     def __init__(self, logger: Any):
         self._logger = logger
         self._states: dict[str, State] = {}
+        self._counts: Counter[State] = Counter()
         self._said: set[str] = set()
         self._last_line = ""
         self._lock = threading.Lock()
 
     def submitted(self, pod: str) -> None:
         with self._lock:
-            self._states[pod] = State.WAITING
+            self._set(pod, State.WAITING)
 
     def update(self, pod: str, status: PodStatus) -> None:
         worth_saying = status.state == State.WAITING and status.reason.startswith(
             ("unschedulable", "status unknown", "ErrImagePull", "ImagePullBackOff")
         )
         with self._lock:
-            self._states[pod] = status.state
+            self._set(pod, status.state)
             first_time = worth_saying and status.reason not in self._said
             if first_time:
                 self._said.add(status.reason)
         if first_time:
             self._logger.info(f"interlink: {pod} waits: {status.reason}")
 
+    def _set(self, pod: str, state: State) -> None:
+        """Under the lock."""
+        old = self._states.get(pod)
+        if old != state:
+            if old is not None:
+                self._counts[old] -= 1
+            self._counts[state] += 1
+            self._states[pod] = state
+
     def line(self) -> str:
         with self._lock:
-            counts = Counter(self._states.values())
+            counts = self._counts.copy()
         return "interlink: " + ", ".join(
             f"{counts.get(state, 0)} {label}" for state, label in _LABELS.items()
         )

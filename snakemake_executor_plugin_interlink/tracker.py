@@ -59,6 +59,10 @@ def _newer_than(pod: dict[str, Any], version: str) -> bool:
         return True
 
 
+def _version(pod: dict[str, Any] | None) -> str | None:
+    return None if pod is None else pod["metadata"].get("resourceVersion")
+
+
 class PodTracker:
     def __init__(
         self,
@@ -80,6 +84,7 @@ class PodTracker:
         self._stop = threading.Event()
         self.changed = threading.Event()
         self.generation = 0  # grows with every change of the view
+        self._touched: set[str] = set()  # pods whose view changed since take_touched
         self.synced = threading.Event()
         self.error: KubeError | None = None  # the last failure, None once healthy
         self.error_since: float | None = None
@@ -111,6 +116,13 @@ class PodTracker:
         with self._lock:
             return self._deleted.get(name)
 
+    def take_touched(self) -> set[str]:
+        """The pods whose view changed (added, updated, deleted) since the last call:
+        a status round looks at these, not at every pod."""
+        with self._lock:
+            touched, self._touched = self._touched, set()
+        return touched
+
     def names(self) -> list[str]:
         with self._lock:
             return list(self._pods)
@@ -126,6 +138,7 @@ class PodTracker:
         with self._lock:
             if name not in self._pods and name not in self._deleted:
                 self._pods[name] = slim_pod(pod)
+                self._touched.add(name)
 
     def forget(self, name: str) -> None:
         """The job is finished and reported: stop remembering its pod."""
@@ -203,6 +216,12 @@ class PodTracker:
                     fresh[name] = self._pods[name]
                 else:
                     self._deleted[name] = self._pods[name]
+                    self._touched.add(name)
+            self._touched.update(
+                name
+                for name, pod in fresh.items()
+                if _version(self._pods.get(name)) != _version(pod)
+            )
             self._pods = fresh
             self.generation += 1
         self.error, self.error_since = None, None
@@ -236,5 +255,6 @@ class PodTracker:
                     self._deleted[name] = slim_pod(pod)
             else:
                 self._pods[name] = slim_pod(pod)
+            self._touched.add(name)
             self.generation += 1
         self.changed.set()

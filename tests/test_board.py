@@ -111,6 +111,12 @@ def board_for(tracker: PodTracker, kube: KubeClient, **grace: float) -> StatusBo
     return StatusBoard(tracker, kube, "ns", CheckedSettings(), **grace)
 
 
+def track(board: StatusBoard, *names: str) -> None:
+    """What the executor does with every pod it created or re-attached to."""
+    for name in names:
+        board.track(name, None)
+
+
 def test_a_watch_refused_for_good_fails_running_jobs_after_the_grace(
     api, kube, tracker
 ):
@@ -142,9 +148,10 @@ def test_a_new_job_set_of_the_same_size_is_looked_at(api, kube, tracker):
     """A finished pod that replaces a just-reported job at the same count is decided
     in the very next round, not at the next relist."""
     board = board_for(tracker, kube)
+    board.track("a", None)
     for _ in range(2):  # the second round finds nothing changed
         assert board.decide(["a"], str) == (["a"], [])
-    tracker.observe(pod("c", "Succeeded", rv="11"))  # re-attached: no event
+    board.track("c", pod("c", "Succeeded", rv="11"))  # re-attached: no event
     board.forget("a")
     active, finished = board.decide(["c"], str)
     assert active == []
@@ -160,6 +167,7 @@ def test_a_failing_lookup_of_a_missing_pod_is_that_jobs_outcome(
         "snakemake_executor_plugin_interlink.board.MISSING_POD_GRACE", 0
     )
     board = board_for(tracker, kube)
+    track(board, "a", "gone")
     api.get_status = 403
     active, finished = board.decide(["a", "gone"], str)
     assert active == ["a"]
@@ -175,7 +183,91 @@ def test_a_lookup_that_cannot_reach_the_server_keeps_the_job_waiting(
         "snakemake_executor_plugin_interlink.board.MISSING_POD_GRACE", 0
     )
     board = board_for(tracker, kube)
+    track(board, "a", "gone")
     api.get_status = 503
     active, finished = board.decide(["a", "gone"], str)
     assert (active, finished) == (["a", "gone"], [])
     assert api.gets >= 1
+
+
+def counting_lookups(board: StatusBoard, monkeypatch) -> list[str]:
+    """The pods whose state a round looked up."""
+    looked: list[str] = []
+    real = board.status
+
+    def status(name: str, now: Any) -> Any:
+        looked.append(name)
+        return real(name, now)
+
+    monkeypatch.setattr(board, "status", status)
+    return looked
+
+
+def test_a_round_looks_only_at_the_pods_that_changed(api, kube, monkeypatch):
+    """With 1000 running jobs, a quiet round looks at no pod and a round after one
+    event looks at that one pod: O(changes), not O(jobs)."""
+    api.pods = {f"p{i}": pod(f"p{i}") for i in range(1000)}
+    tracker = PodTracker(kube, "ns", "run=1", relist_interval=300)
+    tracker.start()
+    try:
+        assert tracker.synced.wait(5)
+        board = board_for(tracker, kube)
+        jobs = list(api.pods)
+        track(board, *jobs)
+        looked = counting_lookups(board, monkeypatch)
+        assert board.decide(jobs, str) == (jobs, [])
+        assert len(looked) == 1000  # each job's first round
+        looked.clear()
+        assert board.decide(jobs, str) == (jobs, [])
+        assert looked == []
+        tracker._apply("MODIFIED", pod("p7", "Succeeded", rv="12"))
+        active, finished = board.decide(jobs, str)
+        assert looked == ["p7"]
+        assert active == [job for job in jobs if job != "p7"]
+        assert [(job, status.state) for job, status in finished] == [
+            ("p7", State.SUCCEEDED)
+        ]
+    finally:
+        tracker.stop()
+
+
+def test_a_job_that_ended_before_snakemake_listed_it_is_reported_later(
+    api, kube, tracker
+):
+    """A pod is tracked when created, a moment before Snakemake counts its job as
+    active: a round that sees it finished in between must not lose it."""
+    board = board_for(tracker, kube)
+    track(board, "a")
+    board.track("c", pod("c", "Succeeded", rv="11"))
+    assert board.decide(["a"], str) == (["a"], [])  # "c" is not in the list yet
+    active, finished = board.decide(["a", "c"], str)
+    assert active == ["a"]
+    assert [(job, status.state) for job, status in finished] == [("c", State.SUCCEEDED)]
+
+
+def test_a_waiting_pods_timeout_ends_it_without_any_event(api, kube):
+    """No event comes for a pod that its node never submits: the round at its
+    timeout looks at it."""
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    stuck = pod("a", "Pending")
+    stuck["status"] = {"phase": "Pending"}
+    stuck["metadata"]["creationTimestamp"] = created
+    api.pods = {"a": stuck, "b": pod("b")}
+    tracker = PodTracker(kube, "ns", "run=1", relist_interval=300)
+    tracker.start()
+    try:
+        assert tracker.synced.wait(5)
+        board = StatusBoard(
+            tracker, kube, "ns", CheckedSettings(unschedulable_timeout=2)
+        )
+        track(board, "a", "b")
+        assert board.decide(["a", "b"], str) == (["a", "b"], [])
+        assert tracker.take_touched() == set()  # no event from here on
+        deadline = time.monotonic() + 10
+        while not (finished := board.decide(["a", "b"], str)[1]):
+            assert time.monotonic() < deadline, "the timeout was never looked at"
+            time.sleep(0.1)
+        assert [job for job, _ in finished] == ["a"]
+        assert "--interlink-unschedulable-timeout" in finished[0][1].reason
+    finally:
+        tracker.stop()

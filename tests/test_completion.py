@@ -274,6 +274,8 @@ def test_a_round_ends_marked_jobs_of_running_pods_without_requests(tmp_path):
     try:
         assert tracker.synced.wait(10)
         jobs = [p["metadata"]["name"] for p in api.pods]
+        for name in jobs:
+            board.track(name, None)
         active, finished = board.decide(jobs, lambda name: name)
         assert (active, finished) == (jobs, [])
         requests = kube.stats.requests
