@@ -440,6 +440,7 @@ class Executor(RemoteExecutor):
             self.logger.info(
                 f"interlink: job {job.jobid} re-attached to pod {name} of a killed run"
             )
+            self._requested[name] = requested(pod)  # its spec is the one we made
             self.board.track(name, pod)
             self.report_job_submission(
                 SubmittedJobInfo(job, external_jobid=name, aux={"pod": name})

@@ -39,12 +39,19 @@ _KEEP_METADATA = (
 
 
 def slim_pod(pod: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a pod that status and reports read; managedFields and the spec
-    would otherwise triple the memory per tracked job."""
-    meta = pod.get("metadata") or {}
+    """The parts of a pod that status and reports read (a re-attached pod's report
+    row, its container's resources); managedFields and the rest of the spec would
+    otherwise triple the memory per tracked job."""
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
     return {
         "metadata": {k: meta[k] for k in _KEEP_METADATA if k in meta},
-        "spec": {"nodeName": (pod.get("spec") or {}).get("nodeName")},
+        "spec": {
+            "nodeName": spec.get("nodeName"),
+            "containers": [
+                {"resources": c.get("resources") or {}}
+                for c in spec.get("containers", [])[:1]
+            ],
+        },
         "status": pod.get("status") or {},
     }
 

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from snakemake_executor_plugin_interlink.kube import ClusterAccess, KubeClient
+from snakemake_executor_plugin_interlink.pod import requested
 from snakemake_executor_plugin_interlink.tracker import PodTracker, slim_pod
 
 
@@ -147,9 +148,19 @@ def test_observe_never_overwrites_newer_state(api_and_tracker):
 
 
 def test_slim_pod_drops_what_nobody_reads():
-    slim = slim_pod(pod("a"))
+    full = pod("a")
+    limits = {"cpu": "2", "memory": "3000Mi"}
+    full["spec"]["containers"][0].update(
+        resources={"limits": limits}, command=["/bin/sh", "-c", "x" * 1000]
+    )
+    slim = slim_pod(full)
     assert "managedFields" not in slim["metadata"]
-    assert slim["spec"] == {"nodeName": "vk"}
+    # the resources stay: a re-attached job's report row shows what its pod asked for
+    assert slim["spec"] == {
+        "nodeName": "vk",
+        "containers": [{"resources": {"limits": limits}}],
+    }
+    assert requested(slim) == requested(full) == (2.0, 3000.0)
 
 
 def test_a_relist_older_than_a_created_pod_does_not_delete_it(api_and_tracker):

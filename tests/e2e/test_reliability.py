@@ -4,6 +4,7 @@ twice, leaves nothing behind and leaks no secret."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import signal
 import time
@@ -103,6 +104,13 @@ rule work:
         "every job ran exactly once"
     )
     assert all((workdir / f"out/{i}.txt").read_text() == "done\n" for i in range(3))
+    # the re-attached jobs' rows in the rerun's report carry what their pods asked for
+    reports = (workdir / ".snakemake" / "interlink_reports").glob("*/jobs.tsv")
+    with max(reports, key=lambda p: p.stat().st_mtime).open() as f:
+        rows = [r for r in csv.DictReader(f, delimiter="\t") if r["rule"] == "work"]
+    assert len(rows) == 3
+    assert all(float(r["cpus_requested"]) == 1 for r in rows), rows
+    assert all(float(r["memory_requested_mb"]) > 0 for r in rows), rows
 
 
 def test_orphans_of_a_killed_run_are_listed_then_removed_on_request(
