@@ -115,10 +115,12 @@ def test_an_edited_rule_is_not_adopted_and_its_old_pod_stops_first(
 ):
     snakefile = 'rule work:\n    output: "out.txt"\n    shell: "{}"\n'
     (workdir / "Snakefile").write_text(
-        snakefile.format("sleep 120; echo old > {output}")
+        snakefile.format("touch started; sleep 120; echo old > {output}")
     )
     proc = testbed.start_snakemake(workdir)
-    assert wait_until(lambda: testbed.submitted(1), timeout=90)
+    # the job's own Snakemake reads the Snakefile when it starts: edited before that,
+    # the old pod would run the new rule
+    assert wait_until(lambda: (workdir / "started").exists(), timeout=120)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     ((old_pod, old_job),) = (
