@@ -34,14 +34,10 @@ TESTBED_E2E=1 "$PY" -m pytest -v -p no:cacheprovider tests/e2e -m load --duratio
 load_pid=$!
 status=0
 # a test still running after 15 minutes has its threads' stacks dumped into the log
+# vk-slurm runs every job in bubblewrap over the job image (testbed/setup-image.sh, cached),
+# as `singularity exec --containall` runs it at a site
 TESTBED_E2E=1 "$PY" -m pytest -v -p no:cacheprovider -o faulthandler_timeout=900 \
-  tests/e2e testbed/tests -m "(e2e or testbed) and not load and not sandbox" --durations=15 "$@" || status=$?
-# vk-slurm's containers in bubblewrap over the job image (testbed/setup-image.sh, cached), as
-# `singularity exec --containall` runs them at a site: the tests of the sandbox itself and of
-# the executor's jobs in it. up.sh restarts only vk-slurm; the load test beside goes on.
-echo "== sandbox"
-TESTBED_SANDBOX=bwrap testbed/up.sh
-TESTBED_E2E=1 "$PY" -m pytest -v -p no:cacheprovider tests/e2e testbed/tests -m sandbox "$@" || status=$?
+  tests/e2e testbed/tests -m "(e2e or testbed) and not load" --durations=15 "$@" || status=$?
 load_status=0
 wait "$load_pid" || load_status=$?
 echo "== load test (ran beside the tests above)"

@@ -10,7 +10,7 @@
 #   TESTBED_HTCONDOR=0 TESTBED_S3=0 testbed/up.sh   # without HTCondor / S3 (on by default)
 #   TESTBED_HTCONDOR_VNODE_ARGS="--plugin-build head" testbed/up.sh   # vk-htcondor options
 #   TESTBED_LOCAL=0 testbed/up.sh        # without vk-local (the load test's node, local mode)
-#   TESTBED_SANDBOX=bwrap testbed/up.sh  # vk-slurm's containers in bubblewrap over the job image
+#   TESTBED_SANDBOX=none testbed/up.sh   # vk-slurm's containers on the host, not in bubblewrap
 #
 # State, logs and pid files live in ${INTERLINK_TESTBED_STATE:-/tmp/interlink-testbed};
 # `source $STATE/env` gives the kubeconfigs, namespace and node name to tests and scripts.
@@ -190,9 +190,9 @@ start_vnode() { # name command... ; (re)starts the agent when its command line c
 VNODE_STATE=$STATE/vnode
 mkdir -p "$VNODE_STATE"
 IMAGE_PATH=${TESTBED_IMAGE_PATH:-$REPO_DIR/.venv/bin}
-# TESTBED_SANDBOX=bwrap: vk-slurm runs every container in bubblewrap over the job image
-# (setup-image.sh), as `singularity exec --containall` would; none: on the host (default)
-SANDBOX=${TESTBED_SANDBOX:-none}
+# TESTBED_SANDBOX=bwrap (default): vk-slurm runs every container in bubblewrap over the job
+# image (setup-image.sh), as `singularity exec --containall` would; none: on the host
+SANDBOX=${TESTBED_SANDBOX:-bwrap}
 sandbox_args=()
 IMAGE_ROOT=""
 case $SANDBOX in

@@ -29,7 +29,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "testbed: needs the running testbed (testbed/up.sh); opt in with --testbed")
-    config.addinivalue_line("markers", "sandbox: needs vk-slurm's sandbox (TESTBED_SANDBOX=bwrap testbed/up.sh)")
+    config.addinivalue_line("markers", "sandbox: needs vk-slurm's sandbox (the default of testbed/up.sh)")
 
 
 def _opted_in(config: pytest.Config) -> bool:
