@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
+# made by the interpreter's real file, so that the venv's python links to /usr/bin/python3.11
+# rather than to the /usr/bin/python3 alias: the testbed's HTCondor chroot binds that file,
+# and its own /usr/bin/python3 is another Python
+[ -x .venv/bin/python ] || "$("$PY" -c 'import os, sys; print(os.path.realpath(sys.executable))')" -m venv .venv
 if ! .venv/bin/python -c 'import snakemake_executor_plugin_interlink, snakemake, pytest' 2>/dev/null \
    || [ pyproject.toml -nt .venv/.installed ]; then
   echo "bootstrap: installing the plugin and its test tools into .venv" >&2

@@ -240,6 +240,11 @@ if ((WANT_HTCONDOR || WANT_S3)); then
     die "setup-chroot.sh did not provide HTCondor and radosgw in '$CHROOT'"
   echo "$CHROOT" >"$(chroot_path_file)"
   mount_chroot "$CHROOT"
+  # HTCondor's jobs run this Python through the chroot's binds; a venv whose python links
+  # to an alias (/usr/bin/python3) would run the chroot's own Python instead
+  want=$("$PY" -c 'import sys; print(sys.version)')
+  got=$(in_chroot "$PY" -c 'import sys; print(sys.version)' 2>&1) || true
+  [ "$got" = "$want" ] || die "in the chroot, $PY is Python '$got', not '$want': make the venv again (rm -rf .venv; scripts/bootstrap.sh), so that its python links to the interpreter's real file"
 fi
 
 if ((WANT_HTCONDOR)); then
