@@ -198,3 +198,12 @@ def test_template_success_and_init_containers(tmp_path: Path) -> None:
     assert info == JobInfo("CD", "0")
     assert (job_dir / "main.txt").read_text() == "ready\n"
     assert not (job_dir / "init-setup.status").exists()
+
+
+def test_output_tail_gathers_the_end_of_each_output_file(tmp_path):
+    (tmp_path / "err").mkdir()
+    (tmp_path / "err" / "mm_mul.err.7.0").write_text("FATAL: " + "x" * 3000 + "the end\n")
+    (tmp_path / "run-job.out").write_text("")
+    (tmp_path / "job.out").write_text("slurm says hi\n")
+    tail = jobfiles.output_tail(tmp_path, limit=20)
+    assert tail == "--- job.out\nslurm says hi\n--- err/mm_mul.err.7.0\n" + ("x" * 13 + "the end")

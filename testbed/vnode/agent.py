@@ -869,6 +869,8 @@ class Agent:
             return
         if new.get("phase") != old_phase:
             log.info("pod %s: %s (job %s, %s)", record.ref, new.get("phase"), record.job_id, state)
+            if new.get("phase") == "Failed" and (tail := jobfiles.output_tail(record.job_dir)):
+                log.info("pod %s: the end of the job's output:\n%s", record.ref, tail)
         if new.get("phase") in TERMINAL_PHASES:
             record.stage = Stage.DONE
 

@@ -238,6 +238,21 @@ def read_text(path: Path) -> str | None:
         return None
 
 
+OUTPUT_FILES = ("job.out", "run-*.out", "init-*.out", "err/*", "out/*")  # Slurm, HTCondor
+
+
+def output_tail(directory: Path, limit: int = 1500) -> str:
+    """The end of what a job printed (its job dir is gone with its pod): for the agent's
+    log when a pod fails, which testbed/logs.sh shows when a test fails."""
+    parts = []
+    for pattern in OUTPUT_FILES:
+        for path in sorted(directory.glob(pattern)):
+            text = (read_text(path) or "").strip()
+            if text:
+                parts.append(f"--- {path.relative_to(directory)}\n{text[-limit:]}")
+    return "\n".join(parts)
+
+
 def status_files(directory: Path, names: list[str]) -> dict[str, str | None]:
     """Each container's run-<name>.status (or init-<name>.status), None where absent."""
     result = {}
