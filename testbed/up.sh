@@ -172,8 +172,10 @@ fi
 wait_for "Slurm node $HOST (idle)" 60 node_usable
 
 # ---------------------------------------------------------------- the virtual nodes
-api_node_ready() { # node
-  api "/api/v1/nodes/$1" | jq -e '.status.conditions[] | select(.type == "Ready") | .status == "True"'
+api_node_ready() { # node ; Ready, and the node-lifecycle controller has lifted the
+  # not-ready/unreachable taints of an earlier outage (a pod made before that is unschedulable)
+  api "/api/v1/nodes/$1" | jq -e '(.status.conditions[] | select(.type == "Ready") | .status == "True")
+    and ([.spec.taints[]? | select(.key == "node.kubernetes.io/not-ready" or .key == "node.kubernetes.io/unreachable")] | length == 0)'
 }
 
 start_vnode() { # name command... ; (re)starts the agent when its command line changed
