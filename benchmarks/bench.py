@@ -348,7 +348,8 @@ def memory_child(mode: str, run_id: str) -> None:
         with tracker._lock:
             tracker._pods = {}
         board._cache.clear()
-        rounds.progress._states.clear()
+        if board.progress is not None:  # its per-pod states
+            board.progress._states.clear()
         gc.collect()
         result["traced_bytes_per_1000"] = (
             (full - tracemalloc.get_traced_memory()[0]) * 1000 / max(1, len(names))

@@ -48,12 +48,17 @@ def slim_pod(pod: dict[str, Any]) -> dict[str, Any]:
         "spec": {
             "nodeName": spec.get("nodeName"),
             "containers": [
-                {"resources": c.get("resources") or {}}
+                {"resources": {"limits": _cpu_and_memory(c)}}
                 for c in spec.get("containers", [])[:1]
             ],
         },
         "status": pod.get("status") or {},
     }
+
+
+def _cpu_and_memory(container: dict[str, Any]) -> dict[str, str]:
+    limits = (container.get("resources") or {}).get("limits") or {}
+    return {k: limits[k] for k in ("cpu", "memory") if k in limits}
 
 
 def _newer_than(pod: dict[str, Any], version: str) -> bool:

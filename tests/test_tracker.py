@@ -151,11 +151,12 @@ def test_slim_pod_drops_what_nobody_reads():
     full = pod("a")
     limits = {"cpu": "2", "memory": "3000Mi"}
     full["spec"]["containers"][0].update(
-        resources={"limits": limits}, command=["/bin/sh", "-c", "x" * 1000]
+        resources={"limits": {**limits, "nvidia.com/gpu": "1"}, "requests": limits},
+        command=["/bin/sh", "-c", "x" * 1000],
     )
     slim = slim_pod(full)
     assert "managedFields" not in slim["metadata"]
-    # the resources stay: a re-attached job's report row shows what its pod asked for
+    # cpu and memory limits stay: a re-attached job's report row shows what it asked
     assert slim["spec"] == {
         "nodeName": "vk",
         "containers": [{"resources": {"limits": limits}}],
