@@ -95,7 +95,6 @@ class PodTracker:
         self._forgotten: set[str] = set()  # finished jobs whose deletion may still echo
         self._stop = threading.Event()
         self.changed = threading.Event()
-        self.generation = 0  # grows with every change of the view
         self._touched: set[str] = set()  # pods whose view changed since take_touched
         self.synced = threading.Event()
         self.error: KubeError | None = None  # the last failure, None once healthy
@@ -200,7 +199,6 @@ class PodTracker:
             if self.error is None:
                 self.error_since = time.monotonic()
             self.error = error
-            self.generation += 1
         self.changed.set()
         level = (
             logging.WARNING
@@ -235,7 +233,6 @@ class PodTracker:
                 if _version(self._pods.get(name)) != _version(pod)
             )
             self._pods = fresh
-            self.generation += 1
         self.error, self.error_since = None, None
         self.synced.set()
         self.changed.set()
@@ -268,5 +265,4 @@ class PodTracker:
             else:
                 self._pods[name] = slim_pod(pod)
             self._touched.add(name)
-            self.generation += 1
         self.changed.set()
