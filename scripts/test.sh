@@ -28,7 +28,8 @@ testbed/up.sh
 # The load test (tests marked `load`) has a node and a namespace of its own: it runs in a
 # second pytest process beside the others, and its output follows theirs.
 load_log=$(mktemp)
-trap 'rm -f "$load_log"' EXIT
+main_log=$(mktemp)
+trap 'rm -f "$load_log" "$main_log"' EXIT
 TESTBED_E2E=1 "$PY" -m pytest -v -p no:cacheprovider tests/e2e -m load --durations=5 "$@" \
   >"$load_log" 2>&1 &
 load_pid=$!
@@ -36,8 +37,10 @@ status=0
 # a test still running after 15 minutes has its threads' stacks dumped into the log
 # vk-slurm runs every job in bubblewrap over the job image (testbed/setup-image.sh, cached),
 # as `singularity exec --containall` runs it at a site
-TESTBED_E2E=1 "$PY" -m pytest -v -p no:cacheprovider -o faulthandler_timeout=900 \
-  tests/e2e testbed/tests -m "(e2e or testbed) and not load" --durations=15 "$@" || status=$?
+# short tracebacks and wide summary lines: a CI excerpt then shows why, not Snakemake's source
+COLUMNS=250 TESTBED_E2E=1 "$PY" -m pytest -v -p no:cacheprovider -o faulthandler_timeout=900 \
+  --tb=short tests/e2e testbed/tests -m "(e2e or testbed) and not load" --durations=15 "$@" \
+  2>&1 | tee "$main_log" || status=$?
 load_status=0
 wait "$load_pid" || load_status=$?
 echo "== load test (ran beside the tests above)"
@@ -47,6 +50,9 @@ if [ "$load_status" -ne 0 ] && [ "$load_status" -ne 5 ]; then status=$load_statu
 if [ "$status" -ne 0 ]; then
   echo "== end-to-end tests failed; testbed logs:"
   testbed/logs.sh || true
+  echo "== failed tests, in short (their output is above the testbed's logs)"
+  sed -n '/short test summary info/,$p' "$main_log"
+  grep -E '^(FAILED|ERROR) ' "$load_log" || true
 fi
 [ "${KEEP_TESTBED:-0}" = 1 ] || testbed/down.sh
 exit "$status"

@@ -94,6 +94,13 @@ class Testbed:
         ).stdout
         return [line for line in out.splitlines() if line.strip()]
 
+    def slurm_quiet(self, timeout: float = 60) -> None:
+        """Wait until Slurm runs no job, then one second more, so that a `sacct -S now`
+        sees none of an earlier test's jobs: a run ends when its jobs' status files say
+        so, and their batch jobs end (or are cancelled) a moment later."""
+        assert wait_until(lambda: not self.slurm_jobs(), timeout), self.slurm_jobs()
+        time.sleep(1.1)
+
     def executor_args(self, in_pod: bool = False) -> list[str]:
         """In a pod the service account names the cluster and the namespace."""
         where = [

@@ -161,16 +161,20 @@ def run(node: SandboxNode, snakefile: str, bucket: str = "", **settings: Any) ->
             snakefile=workdir / "Snakefile",
             **providers,
         )
-        workflow.dag().execute_workflow(
-            executor="interlink",
-            executor_settings=ExecutorSettings(
-                namespace="ns", status_interval=0.2, **settings
-            ),
-            execution_settings=sm.ExecutionSettings(latency_wait=1),
-            remote_execution_settings=sm.RemoteExecutionSettings(
-                container_image="docker://any/image:1"
-            ),
-        )
+        try:
+            workflow.dag().execute_workflow(
+                executor="interlink",
+                executor_settings=ExecutorSettings(
+                    namespace="ns", status_interval=0.2, **settings
+                ),
+                execution_settings=sm.ExecutionSettings(latency_wait=1),
+                remote_execution_settings=sm.RemoteExecutionSettings(
+                    container_image="docker://any/image:1"
+                ),
+            )
+        except Exception as exc:  # the job's own output says why, not Snakemake's
+            tail = job_output(node)[-4000:]
+            raise RuntimeError(f"{exc}\n-- the jobs' output (end):\n{tail}") from exc
 
 
 def job_output(node: SandboxNode) -> str:

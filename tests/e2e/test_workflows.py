@@ -132,6 +132,7 @@ rule flaky:
     shell: "if [ {resources.mem_mb} -lt 800 ]; then sleep 3; exit 5; fi; echo {resources.mem_mb} > {output}"
 """,
     )
+    testbed.slurm_quiet()
     start = time.strftime("%Y-%m-%dT%H:%M:%S")
     done = testbed.snakemake(workdir)
     assert done.returncode == 0
@@ -143,8 +144,7 @@ rule flaky:
     ], "each attempt ran in a pod of its own"
     assert rows[0]["pod"] != rows[1]["pod"]
     # the batch jobs of this test, in order (a report row may lack the job id when the
-    # job ended before interLink's JobID was seen): those that ended since it started
-    # (the previous test's clean-up may cancel a job within the same second)
+    # job ended before interLink's JobID was seen): those that ran since it started
     jobs = [line.split("|") for line in sacct("-S", start, "-o", "ReqMem,State")]
     memory = [mem for mem, state in jobs if not state.startswith("CANCELLED")]
     assert memory == ["400M", "800M"], "attempt 2's batch job got attempt 2's memory"
