@@ -36,20 +36,24 @@ class RunCleanup:
                 f"{self._delete_command(selector)}"
             )
 
-    def delete_remaining(self, selector: str, kept: Iterable[str]) -> None:
+    def delete_remaining(
+        self, selector: str, kept: Iterable[str], what: str = "the run's pods"
+    ) -> bool:
         """One deletecollection, one LIST to verify, whatever the number of pods;
-        kept pods (failed jobs, for debugging) stay."""
+        kept pods (failed jobs, for debugging; adopted ones) stay. False, with a
+        warning naming the command that finishes the job, when pods remain."""
         try:
             left = self._kube.delete_pods_verified(self._namespace, selector, kept)
         except KubeError as e:
-            problem = f"could not delete the run's pods: {e}"
+            problem = f"could not delete {what}: {e}"
         else:
             if not left:
-                return
-            problem = f"{len(left)} pod(s) of the run were not deleted"
+                return True
+            problem = f"{len(left)} of {what} were not deleted"
         self._logger.warning(
             f"interlink: {problem}. Remove them with: {self._delete_command(selector)}"
         )
+        return False
 
     def _delete_command(self, selector: str) -> str:
         return f"kubectl -n {self._namespace} delete pods -l '{selector}'"

@@ -728,14 +728,23 @@ class Executor(RemoteExecutor):
         names = sorted(p["metadata"]["name"] for p in found)
         runs = sorted({run_of(p) for p in found})
         if self.settings.remove_orphans:
-            for name in names:
-                self._delete("pod", name)
+            # one deletecollection for all of them; the pods of those runs that jobs
+            # re-attached to stay
+            adopted = [
+                p["metadata"]["name"]
+                for p in self.board.pods()
+                if run_of(p) in runs and p["metadata"]["name"] in ours
+            ]
+            removed = self.cleanup.delete_remaining(
+                runs_selector(runs), adopted, "the pods of earlier runs"
+            )
             for run in runs:
                 self._delete("Secret", secret_name(run))
-            self.logger.info(
-                f"interlink: removed {len(names)} pod(s) of earlier runs in this "
-                "directory that no job re-attached to"
-            )
+            if removed:
+                self.logger.info(
+                    f"interlink: removed {len(names)} pod(s) of earlier runs in this "
+                    "directory that no job re-attached to"
+                )
             return
         shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
         self.logger.warning(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import queue
+import re
 import shlex
 import threading
 import time
@@ -50,6 +51,34 @@ class Call:
     name: str = ""
     params: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] = field(default_factory=dict)  # of a create
+
+
+def selects(params: dict[str, str], pod: dict[str, Any]) -> bool:
+    """Whether a request's labelSelector and fieldSelector (the forms the executor
+    sends: `k=v`, `k!=v`, `k in (a,b)`, `k`; `metadata.name!=n`) choose the pod."""
+    labels = pod["metadata"].get("labels") or {}
+    for clause in re.split(r",(?![^(]*\))", params.get("labelSelector", "")):
+        clause = clause.strip()
+        if not clause:
+            continue
+        if found := re.fullmatch(r"(\S+) in \((.*)\)", clause):
+            ok = labels.get(found[1]) in found[2].split(",")
+        elif "!=" in clause:
+            key, value = clause.split("!=", 1)
+            ok = labels.get(key) != value
+        elif "=" in clause:
+            key, value = clause.replace("==", "=").split("=", 1)
+            ok = labels.get(key) == value
+        else:
+            ok = clause in labels
+        if not ok:
+            return False
+    for clause in filter(None, params.get("fieldSelector", "").split(",")):
+        if not clause.startswith("metadata.name!="):
+            raise AssertionError(f"the fake API does not select by {clause}")
+        if pod["metadata"]["name"] == clause.removeprefix("metadata.name!="):
+            return False
+    return True
 
 
 def _targets(pod: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
@@ -173,7 +202,7 @@ class FakeCluster:
             return self.create(call.body)
         if call.verb == "list":
             with self.changed:
-                items = list(self.pods.values())
+                items = [p for p in self.pods.values() if selects(call.params, p)]
                 return httpx.Response(
                     200,
                     json={
@@ -199,7 +228,9 @@ class FakeCluster:
         if call.verb == "delete":
             return self._delete([call.name])
         if call.verb == "deletecollection":
-            return self._delete(list(self.pods))
+            with self.changed:
+                chosen = [n for n, p in self.pods.items() if selects(call.params, p)]
+            return self._delete(chosen)
         raise AssertionError(f"the fake API does not answer {call}")
 
     # -- pods --------------------------------------------------------------------

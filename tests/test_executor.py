@@ -236,3 +236,39 @@ def test_a_group_job_is_one_pod_one_log_and_a_report_row_per_job(
     rows = [line.split("\t") for line in report.read_text().splitlines()[1:]]
     assert sorted((r[0], r[1]) for r in rows) == [("work", f"i={i}") for i in range(5)]
     assert {r[2] for r in rows} == set(names)
+
+
+def test_orphans_are_removed_with_one_request_and_other_runs_pods_stay(
+    cluster: FakeCluster,
+):
+    """--interlink-remove-orphans: a killed run's pods go in one deletecollection
+    chosen by run (it sent a DELETE per pod); a pod of a run this directory never
+    recorded (another user's /home/jovyan) is not touched."""
+    earlier, stranger = (
+        "11111111-1111-4111-8111-111111111111",
+        "22222222-2222-4222-8222-222222222222",
+    )
+    records = cluster.workdir / MARKERS
+    records.mkdir(parents=True)
+    marker = RunMarker(run_id=earlier, host="h", user="u", pid=1, started=0.0)
+    (records / earlier).write_text(marker.text())
+    with cluster.changed:
+        for i, run_id in enumerate([earlier] * 3 + [stranger]):
+            pod = {
+                "metadata": {
+                    "name": f"snakejob-old-{i}",
+                    "uid": f"uid-old-{i}",
+                    "labels": {RUN_LABEL: run_id},
+                    "creationTimestamp": "2026-12-01T00:00:00Z",
+                },
+                "spec": {"nodeName": "vk", "containers": [{"name": "snakemake"}]},
+                "status": {"phase": "Running"},
+            }
+            cluster.pods[pod["metadata"]["name"]] = pod
+            cluster._emit("ADDED", pod)
+    assert run(cluster, 2, remove_orphans=True) is None
+    assert sorted(cluster.pods) == ["snakejob-old-3"]
+    removals = [c for c in cluster.calls if c.verb == "deletecollection"]
+    chosen = [c.params["labelSelector"] for c in removals if earlier in str(c.params)]
+    assert chosen == [f"{RUN_LABEL} in ({earlier})"]
+    assert not [c for c in cluster.calls if c.verb == "delete" and "old" in c.name]
