@@ -91,12 +91,18 @@ class JobRow:
 
 
 def member_rows(
-    group: JobRow, members: Sequence[Member], log_text: str
+    group: JobRow,
+    members: Sequence[Member],
+    log_text: str,
+    logged: Mapping[int, LoggedJob] | None = None,
 ) -> list[JobRow]:
     """One row per job of a group job: its rule, wildcards, times and fate from the
-    group's log (the pod, batch job and submission are the group's). What the pod
-    asked for and used is the whole group's, so member rows leave it out."""
-    found = match_members(members, logged_jobs(log_text))
+    group's log (the pod, batch job and submission are the group's; `logged`: the
+    log already parsed). What the pod asked for and used is the whole group's, so
+    member rows leave it out."""
+    if logged is None:
+        logged = logged_jobs(log_text)
+    found = match_members(members, logged)
     starts = [job.started for job in found if job and job.started]
     offset = zone_offset(min(starts, default=None), group.status.started)
     return [
@@ -300,6 +306,7 @@ def failure_message(
     log_file: str,
     kept_in_namespace: str | None = None,
     group: str | None = None,
+    logged: Mapping[int, LoggedJob] | None = None,
 ) -> str:
     """What Snakemake shows for a failed job: the cause, the rule's own exit status
     when the log tells it, the log's last lines, and how to look at a kept pod. For a
@@ -312,7 +319,9 @@ def failure_message(
     msg = f"interlink: job {jobid} (pod {pod}) failed: {reason}.\n"
     if group is not None:
         msg = f"interlink: group {group} (job {jobid}, pod {pod}) failed: {reason}.\n"
-    culprit = first_failed(logged_jobs(log_text)) if group is not None else None
+    culprit = None
+    if group is not None:
+        culprit = first_failed(logged if logged is not None else logged_jobs(log_text))
     lines, which = tail(log_text), "Last lines of its log"
     if culprit is not None and culprit.error_line is not None:
         wildcards = f" ({culprit.wildcards})" if culprit.wildcards else ""
