@@ -26,7 +26,7 @@ from .access import api_problem, check_access
 from .board import StatusBoard
 from .cleanup import CANCEL_WAIT_SECONDS, RunCleanup
 from .completion import ExitMarkers, LogProbe
-from .grouplog import logged_jobs
+from .grouplog import first_failed, logged_jobs
 from .jobargs import check_target_jobs, shell_words
 from .kube import (
     CreateUncertain,
@@ -634,10 +634,10 @@ class Executor(RemoteExecutor):
             cpus_requested=cpus,
             memory_requested_mb=memory_mb,
         )
-        logged = logged_jobs(text) if job.is_group() else None  # parsed once
+        logged = logged_jobs(text) if job.is_group() else {}  # parsed once
         if job.is_group():
             members = [(j.name, self._wildcards(j)) for j in job.jobs]
-            self._rows.extend(member_rows(row, members, text, logged))
+            self._rows.extend(member_rows(row, members, logged))
         else:
             self._rows.append(row)
         self.board.finish(name, status)
@@ -653,7 +653,7 @@ class Executor(RemoteExecutor):
             str(path),
             self.namespace if name in self._kept else None,
             group=job.groupid if job.is_group() else None,
-            logged=logged,
+            culprit=first_failed(logged),
         )
         self.report_job_error(info, msg=msg, aux_logs=[str(path)])
 

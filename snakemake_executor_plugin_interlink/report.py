@@ -15,9 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from .grouplog import (
     LoggedJob,
-    first_failed,
     lines_until,
-    logged_jobs,
     match_members,
     zone_offset,
 )
@@ -91,17 +89,11 @@ class JobRow:
 
 
 def member_rows(
-    group: JobRow,
-    members: Sequence[Member],
-    log_text: str,
-    logged: Mapping[int, LoggedJob] | None = None,
+    group: JobRow, members: Sequence[Member], logged: Mapping[int, LoggedJob]
 ) -> list[JobRow]:
     """One row per job of a group job: its rule, wildcards, times and fate from the
-    group's log (the pod, batch job and submission are the group's; `logged`: the
-    log already parsed). What the pod asked for and used is the whole group's, so
-    member rows leave it out."""
-    if logged is None:
-        logged = logged_jobs(log_text)
+    group's parsed log (the pod, batch job and submission are the group's). What the
+    pod asked for and used is the whole group's, so member rows leave it out."""
     found = match_members(members, logged)
     starts = [job.started for job in found if job and job.started]
     offset = zone_offset(min(starts, default=None), group.status.started)
@@ -306,12 +298,13 @@ def failure_message(
     log_file: str,
     kept_in_namespace: str | None = None,
     group: str | None = None,
-    logged: Mapping[int, LoggedJob] | None = None,
+    culprit: LoggedJob | None = None,
 ) -> str:
     """What Snakemake shows for a failed job: the cause, the rule's own exit status
     when the log tells it, the log's last lines, and how to look at a kept pod. For a
     group job: which of its jobs failed, and the log's lines up to that job's error
-    (what the group printed after it is other jobs' or its shutdown)."""
+    (what the group printed after it is other jobs' or its shutdown): `culprit`, the
+    group's first failed job as its log tells it."""
     reason = status.reason
     inner = command_exit_status(log_text)
     if inner is not None and status.exit_code is not None:
@@ -319,9 +312,6 @@ def failure_message(
     msg = f"interlink: job {jobid} (pod {pod}) failed: {reason}.\n"
     if group is not None:
         msg = f"interlink: group {group} (job {jobid}, pod {pod}) failed: {reason}.\n"
-    culprit = None
-    if group is not None:
-        culprit = first_failed(logged if logged is not None else logged_jobs(log_text))
     lines, which = tail(log_text), "Last lines of its log"
     if culprit is not None and culprit.error_line is not None:
         wildcards = f" ({culprit.wildcards})" if culprit.wildcards else ""

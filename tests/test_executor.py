@@ -279,7 +279,7 @@ def test_a_failed_groups_log_is_parsed_once(
 ):
     """The report's member rows and the failure message share one parse of the log
     (which may be megabytes): it was parsed once for each."""
-    from snakemake_executor_plugin_interlink import grouplog, report
+    from snakemake_executor_plugin_interlink import grouplog
 
     parses = []
 
@@ -287,8 +287,7 @@ def test_a_failed_groups_log_is_parsed_once(
         parses.append(len(text))
         return grouplog.logged_jobs(text)
 
-    monkeypatch.setattr(executor_module, "logged_jobs", counted, raising=False)
-    monkeypatch.setattr(report, "logged_jobs", counted)
+    monkeypatch.setattr(executor_module, "logged_jobs", counted)
     cluster.exit_codes["work"] = 3
     groups = sm.GroupSettings(
         overwrite_groups={"work": "batch"}, group_components={"batch": 2}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from snakemake_executor_plugin_interlink.grouplog import first_failed, logged_jobs
 from snakemake_executor_plugin_interlink.report import (
     COLUMNS,
     JobRow,
@@ -238,7 +239,7 @@ def group_row(state: State, log: str) -> tuple[JobRow, str]:
 def test_a_group_gives_one_row_per_member_with_its_own_times_and_fate():
     group, log = group_row(State.FAILED, "failed_member.log")
     members = [("fail", {"i": str(i)}) for i in range(4)] + [("fail", {"i": "7"})]
-    rows = member_rows(group, members, log)
+    rows = member_rows(group, members, logged_jobs(log))
     seen = [
         (r.rule, r.wildcards, r.status.state, r.status.started, r.run_time)
         for r in rows
@@ -265,7 +266,7 @@ def test_a_group_gives_one_row_per_member_with_its_own_times_and_fate():
 
 def test_members_of_a_succeeded_group_succeeded_even_unseen_in_its_log():
     group, _ = group_row(State.SUCCEEDED, "batch.log")
-    (member,) = member_rows(group, [("work", {"i": "1"})], "log was cut")
+    (member,) = member_rows(group, [("work", {"i": "1"})], logged_jobs("log was cut"))
     assert member.status.state == State.SUCCEEDED and member.status.started is None
 
 
@@ -273,7 +274,7 @@ def test_a_group_failure_names_the_job_that_failed_and_shows_its_lines():
     group, log = group_row(State.FAILED, "failed_member.log")
     msg = failure_message(
         "92d2", group.pod, replace(group.status, reason="exit code 1"), log, "g.log",
-        group="checks",
+        group="checks", culprit=first_failed(logged_jobs(log)),
     )  # fmt: skip
     assert msg.startswith(
         f"interlink: group checks (job 92d2, pod {group.pod}) failed: exit code 1 "
