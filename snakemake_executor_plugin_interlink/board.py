@@ -75,8 +75,8 @@ class StatusBoard:
     # -- what the executor tells and asks ----------------------------------------
 
     def track(self, name: str, pod: dict[str, Any] | None) -> None:
-        """A pod the run created (or re-attached to): in the view at once (unless
-        its create is uncertain: then the watch, or a GET after the grace, decides),
+        """A pod the run created or re-attached to (`pod`: then it is in the view at
+        once; a created pod enters it by the watch, or a GET after the grace decides),
         in the progress line, and watched for its job's own end."""
         with self._lock:
             self._tracked.add(name)

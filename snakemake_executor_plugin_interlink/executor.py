@@ -471,7 +471,7 @@ class Executor(RemoteExecutor):
                         info, msg=self._api_problem(f"create pod {name}", result)
                     )
                     continue
-            self.board.track(name, None if isinstance(result, KubeError) else result)
+            self.board.track(name, None)
             self.report_job_submission(info)
 
     def _pod_to_resume(

@@ -513,8 +513,12 @@ class CheckedSettings(BaseModel):
     max_concurrent_submissions: Annotated[
         int,
         Field(ge=1, le=64),
-        Option("Pods created in parallel when Snakemake releases many jobs at once."),
-    ] = 4
+        Option(
+            "Pods created in parallel when Snakemake releases many jobs at once "
+            "(8 keep a remote API server's round trips overlapping without loading "
+            "it: benchmarks/README.md)."
+        ),
+    ] = 8
     remove_orphans: Annotated[
         bool,
         Option(
