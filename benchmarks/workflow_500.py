@@ -6,9 +6,10 @@ processes, status at once), versus the same workflow with Snakemake's local exec
 
 Prints makespan, the executor's CPU seconds (the snakemake process: user + system) and
 the number of API requests the executor made (its own count), as a table and JSON.
---profile samples the interlink run with py-spy (`pip install -e '.[bench]'`) and splits
-its CPU between this package's code (and what it calls: httpx, json, ...) and the rest
-(Snakemake's scheduler, DAG and job bookkeeping, and the executor base class).
+--profile samples the interlink run with py-spy (`.venv/bin/pip install
+'py-spy>=0.3.14'`) and splits its CPU between this package's code (and what it calls:
+httpx, json, ...) and the rest (Snakemake's scheduler, DAG and job bookkeeping, and the
+executor base class).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import csv
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -47,13 +49,50 @@ rule work:
 """
 
 
+# The job's own Snakemake, stubbed: `python -m snakemake ... --target-jobs 'work:i=7'`
+# runs `sh stub-job.sh 7` in the job's working directory (the workflow's, on the shared
+# filesystem), which does what the benchmark's rule would; any other use of python is
+# the real one (the job script's exit-status reporter).
+PYTHON_STUB = """#!/bin/sh
+if [ "$1" = "-m" ] && [ "$2" = "snakemake" ]; then
+  while [ $# -gt 0 ]; do
+    if [ "$1" = "--target-jobs" ]; then
+      exec sh stub-job.sh "${{2##*i=}}"
+    fi
+    shift
+  done
+  echo "python stub: no --target-jobs" >&2
+  exit 2
+fi
+exec {python} "$@"
+"""
+
+
+def stub_bin(parent: Path) -> Path:
+    """A directory whose `python` is PYTHON_STUB: bench_node's `image_path` for runs
+    that measure the executor at a size where real jobs would cost hours."""
+    path = parent / "stub-bin"
+    path.mkdir()
+    stub = path / "python"
+    stub.write_text(PYTHON_STUB.format(python=shlex.quote(sys.executable)))
+    stub.chmod(0o755)
+    return path
+
+
 @contextmanager
-def bench_node(bed: dict[str, str], timing: str, slots: int) -> Iterator[list[str]]:
+def bench_node(
+    bed: dict[str, str],
+    timing: str,
+    slots: int,
+    pods: int = 2000,
+    image_path: Path | None = None,
+) -> Iterator[list[str]]:
     """A virtual node of the benchmark's own: local processes (no Slurm queue of 2
     cores to wait in), the given status timing (`real`: interLink's; `fast`: at once),
-    room for 2000 pods, its own taint, in the load test's namespace, so nothing else
-    lands there and the shared testbed keeps serving other tests as it was. Yields the
-    executor arguments that target it."""
+    room for `pods` pods, its own taint, in the load test's namespace, so nothing else
+    lands there and the shared testbed keeps serving other tests as it was. Jobs find
+    their programs first in `image_path` (default: this Python's). Yields the executor
+    arguments that target it."""
     state = STATE / "vnode-bench"
     shutil.rmtree(state, ignore_errors=True)
     state.mkdir(parents=True)
@@ -68,10 +107,11 @@ def bench_node(bed: dict[str, str], timing: str, slots: int) -> Iterator[list[st
         "--state-dir",
         str(state),
         "--image-path",
-        str(Path(sys.executable).parent),
+        str(image_path or Path(sys.executable).parent),
     ]
     agent_args += ["--taint", TAINT, "--static-capacity", "--cpu", "2000"]
-    agent_args += ["--memory", "4000Gi", "--pods", "2000", "--local-slots", str(slots)]
+    agent_args += ["--memory", "4000Gi", "--pods", str(pods)]
+    agent_args += ["--local-slots", str(slots)]
     agent_args += ["--ping-interval", "5", "--poll", "1.0"]
     with open(STATE / "logs" / f"{NODE}.log", "ab") as log:
         agent = subprocess.Popen(
@@ -152,10 +192,14 @@ def run(cmd: list[str], workdir: Path, profile: Path | None = None) -> dict:
     result = {
         "makespan_s": round(wall, 2),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "max_rss_mib": round(usage.ru_maxrss / 1024, 1),
         "api_requests": int(found.group(1)) if found else 0,
     }
     if profile is not None:
         result.update(executor_share(profile))
+        kept = Path(tempfile.gettempdir()) / "workflow_500.py-spy.txt"
+        shutil.copyfile(profile, kept)  # for a closer look (the workdir goes)
+        result["profile"] = str(kept)
     return result
 
 
