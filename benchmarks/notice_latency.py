@@ -3,6 +3,11 @@ real status timing (a VK pass every 5 s, one pod per request, the Slurm plugin's
 cache: about one pod refreshed per 10 s), at several widths.
 
     .venv/bin/python benchmarks/notice_latency.py [--jobs 20,200,1000] [--cap 1200]
+    .venv/bin/python benchmarks/notice_latency.py --jobs 1000 --stub-jobs --slots 250
+
+With --stub-jobs each job runs only its rule's command (sleep, write the time) under the
+executor's job script, without its own `python -m snakemake` (workflow_500's stub_bin):
+what is measured is then the executor's side alone, and 1000 jobs take minutes.
 
 The jobs run on a virtual node of the benchmark's own (bench_node: the testbed's agent
 in local mode, --local-slots job processes at once, the rest waiting in the batch
@@ -42,7 +47,14 @@ from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 
-from workflow_500 import STATE, bench_node, env_of, interlink_args, report_rows
+from workflow_500 import (
+    STATE,
+    bench_node,
+    env_of,
+    interlink_args,
+    report_rows,
+    stub_bin,
+)
 
 SNAKEFILE = """
 SLEEP = {sleeps}
@@ -53,6 +65,11 @@ rule work:
     params: seconds=lambda wc: SLEEP[int(wc.i)]
     resources: mem_mb=50
     shell: "sleep {{params.seconds}}; date +%s.%N > {{output}}"
+"""
+
+# --stub-jobs: what rule `work` does, without the job's own Snakemake around it
+STUB_JOB = """sleep "$(sed -n "$(($1 + 1))p" sleeps.txt)"
+date +%s.%N > "out/$1.txt"
 """
 
 WAYS = {
@@ -131,6 +148,9 @@ def run_way(
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         workdir = Path(tmp)
         (workdir / "Snakefile").write_text(SNAKEFILE.format(n=n, sleeps=sleeps))
+        (workdir / "out").mkdir()  # made by the job's Snakemake, which a stub is not
+        (workdir / "stub-job.sh").write_text(STUB_JOB)
+        (workdir / "sleeps.txt").write_text("".join(f"{s}\n" for s in sleeps))
         if blocked:
             (workdir / ".snakemake").mkdir()
             (workdir / ".snakemake" / "interlink_exit").write_text("blocked\n")
@@ -207,13 +227,27 @@ def main() -> None:
     parser.add_argument(
         "--slots", type=int, default=60, help="job processes at once on the node"
     )
+    parser.add_argument(
+        "--stub-jobs",
+        action="store_true",
+        help="the jobs' own Snakemake replaced by a shell stub (workflow_500's "
+        "stub_bin): 1000 real ones cost 20 minutes of both cores per way",
+    )
     args = parser.parse_args()
     ways = args.ways.split(",")
     header = ("median s", 9), ("p90 s", 7), ("max s", 7), ("ratio", 6), ("unseen", 7)
     header += ("requests", 9), ("req/job", 8), ("cpu s", 7), ("cpu ms/job", 11)
     header += ("teardown s", 11), ("pod end→report s", 17)
     bed = env_of(STATE / "env")
-    with bench_node(bed, "real", args.slots) as node_args:
+    with (
+        tempfile.TemporaryDirectory(dir="/tmp") as tmp,
+        bench_node(
+            bed,
+            "real",
+            args.slots,
+            image_path=stub_bin(Path(tmp)) if args.stub_jobs else None,
+        ) as node_args,
+    ):
         for n in map(int, args.jobs.split(",")):
             rng = random.Random(args.seed)
             sleeps = [rng.randint(5, 60) for _ in range(n)]
