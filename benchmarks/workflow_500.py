@@ -161,12 +161,13 @@ def run(cmd: list[str], workdir: Path, profile: Path | None = None) -> dict:
             cmd, cwd=workdir, stderr=stderr, stdout=subprocess.DEVNULL
         )
         spy = None
-        if profile is not None:  # 100 samples/s, idle threads left out
+        if profile is not None:  # 100 samples/s of every thread; IDLE_FRAMES decide
             exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
             spy = subprocess.Popen(
                 [
                     exe,
                     "record",
+                    "--idle",
                     "-r",
                     "100",
                     "-f",
@@ -232,9 +233,10 @@ def interlink_args(bed: dict[str, str]) -> list[str]:
     ]
 
 
-# Where a thread waits. py-spy leaves idle threads out by asking the OS whether they
-# run, which this machine's kernel (gVisor) does not tell: every thread counts as busy.
-# Samples whose innermost frame is one of these waits are idle, whatever py-spy says.
+# Where a thread waits. py-spy can leave idle threads out by asking the OS whether they
+# run, but some kernels (gVisor) do not tell, and on others a thread busy in a system
+# call looks idle: it samples every thread (--idle), and samples whose innermost frame
+# is one of these waits are the idle ones.
 IDLE_FRAMES = (
     "_worker (",  # a thread pool's worker waiting for work
     "Condition.wait (",
