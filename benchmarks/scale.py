@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -42,6 +43,11 @@ def main() -> None:
         "--jobs-at-once", type=int, default=1000, help="snakemake --jobs"
     )
     parser.add_argument("--slots", type=int, default=8, help="job processes at once")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy each run: the executor's share (/tmp/scale-N.py-spy.txt)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     bed = env_of(STATE / "env")
@@ -59,7 +65,13 @@ def main() -> None:
                 command = [sys.executable, "-m", "snakemake"]
                 command += ["--jobs", str(args.jobs_at_once)]
                 command += [*interlink_args(bed), *node_args]
-                result = run(command, workdir)
+                result = run(
+                    command, workdir, workdir / "py-spy.txt" if args.profile else None
+                )
+                if args.profile:
+                    kept = Path(tempfile.gettempdir()) / f"scale-{n}.py-spy.txt"
+                    shutil.copyfile(result["profile"], kept)
+                    result["profile"] = str(kept)
                 rows = len(report_rows(workdir))
                 if rows != n:
                     sys.exit(f"n={n}: the run report has {rows} rows, not {n}")
@@ -74,7 +86,8 @@ def table(results: dict[int, dict], at_once: int) -> str:
     lines = [
         f"scale: trivial jobs, --jobs {at_once}, the jobs' own Snakemake stubbed",
         f"{'jobs':>6} {'makespan s':>11} {'CPU s':>7} {'CPU ms/job':>11} "
-        f"{'peak RSS MiB':>13} {'requests/job':>13} {'CPU/job vs ' + str(base_n):>16}",
+        f"{'peak RSS MiB':>13} {'requests/job':>13} {'CPU/job vs ' + str(base_n):>16}"
+        f"{' executor share':>16}",
     ]
     for n, r in sorted(results.items()):
         per_job = 1000 * r["cpu_s"] / n
@@ -82,6 +95,7 @@ def table(results: dict[int, dict], at_once: int) -> str:
         lines.append(
             f"{n:>6} {r['makespan_s']:>11.1f} {r['cpu_s']:>7.1f} {per_job:>11.2f} "
             f"{r['max_rss_mib']:>13.1f} {r['api_requests'] / n:>13.2f} {growth:>16.2f}"
+            + (f"{r['executor_share']:>16.1%}" if "executor_share" in r else "")
         )
     return "\n".join(lines)
 
