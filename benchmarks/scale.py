@@ -44,6 +44,9 @@ def main() -> None:
     )
     parser.add_argument("--slots", type=int, default=8, help="job processes at once")
     parser.add_argument(
+        "--scheduler", default="ilp", help="snakemake --scheduler (ilp or greedy)"
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="py-spy each run: the executor's share (/tmp/scale-N.py-spy.txt)",
@@ -64,6 +67,7 @@ def main() -> None:
                 (workdir / "stub-job.sh").write_text(STUB_JOB)
                 command = [sys.executable, "-m", "snakemake"]
                 command += ["--jobs", str(args.jobs_at_once)]
+                command += ["--scheduler", args.scheduler]
                 command += [*interlink_args(bed), *node_args]
                 result = run(
                     command, workdir, workdir / "py-spy.txt" if args.profile else None
@@ -77,14 +81,15 @@ def main() -> None:
                     sys.exit(f"n={n}: the run report has {rows} rows, not {n}")
                 results[n] = result
                 print(json.dumps({"benchmark": "scale", "jobs": n, **result}))
-    print(table(results, args.jobs_at_once))
+    print(table(results, args.jobs_at_once, args.scheduler))
 
 
-def table(results: dict[int, dict], at_once: int) -> str:
+def table(results: dict[int, dict], at_once: int, scheduler: str) -> str:
     base_n = min(results)
     base = results[base_n]
     lines = [
-        f"scale: trivial jobs, --jobs {at_once}, the jobs' own Snakemake stubbed",
+        f"scale: trivial jobs, --jobs {at_once}, --scheduler {scheduler}, "
+        "the jobs' own Snakemake stubbed",
         f"{'jobs':>6} {'makespan s':>11} {'CPU s':>7} {'CPU ms/job':>11} "
         f"{'peak RSS MiB':>13} {'requests/job':>13} {'CPU/job vs ' + str(base_n):>16}"
         f"{' executor share':>16}",
