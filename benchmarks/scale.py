@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -69,13 +68,8 @@ def main() -> None:
                 command += ["--jobs", str(args.jobs_at_once)]
                 command += ["--scheduler", args.scheduler]
                 command += [*interlink_args(bed), *node_args]
-                result = run(
-                    command, workdir, workdir / "py-spy.txt" if args.profile else None
-                )
-                if args.profile:
-                    kept = Path(tempfile.gettempdir()) / f"scale-{n}.py-spy.txt"
-                    shutil.copyfile(result["profile"], kept)
-                    result["profile"] = str(kept)
+                profile = workdir / "py-spy.txt" if args.profile else None
+                result = run(command, workdir, profile, f"scale-{n}.py-spy.txt")
                 rows = len(report_rows(workdir))
                 if rows != n:
                     sys.exit(f"n={n}: the run report has {rows} rows, not {n}")

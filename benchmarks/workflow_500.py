@@ -152,9 +152,15 @@ def bench_node(
         )
 
 
-def run(cmd: list[str], workdir: Path, profile: Path | None = None) -> dict:
+def run(
+    cmd: list[str],
+    workdir: Path,
+    profile: Path | None = None,
+    kept_as: str = "workflow_500.py-spy.txt",
+) -> dict:
     """The command's own CPU (os.wait4: a profiler beside it is not counted), and with
-    `profile`, py-spy sampling it from outside into that file."""
+    `profile`, py-spy sampling it from outside into that file, kept in the temporary
+    directory as `kept_as` (the workdir goes)."""
     start = time.monotonic()
     with tempfile.TemporaryFile("w+") as stderr:
         process = subprocess.Popen(
@@ -198,8 +204,8 @@ def run(cmd: list[str], workdir: Path, profile: Path | None = None) -> dict:
     }
     if profile is not None:
         result.update(executor_share(profile))
-        kept = Path(tempfile.gettempdir()) / "workflow_500.py-spy.txt"
-        shutil.copyfile(profile, kept)  # for a closer look (the workdir goes)
+        kept = Path(tempfile.gettempdir()) / kept_as
+        shutil.copyfile(profile, kept)
         result["profile"] = str(kept)
     return result
 
@@ -245,6 +251,7 @@ IDLE_FRAMES = (
     "SyncStream.read (",
     "EpollSelector.select (",  # Snakemake's event loop waiting
     "_read_from_self (",
+    "ThreadLock.__enter__ (",  # a request waiting for httpcore's connection pool
     "PodTracker.wait_for_change (",  # the executor's sleep between rounds
 )
 
