@@ -9,7 +9,8 @@ job's own `python -m snakemake` is replaced (workflow_500.stub_bin) by a shell s
 writes the rule's one output: a real one costs about 1.2 CPU-seconds, which would make
 10,000 jobs take hours of this machine's 2 cores and measure the jobs, not the executor.
 For each size: makespan, the snakemake process's CPU (its scheduler included) and peak
-RSS, API requests, each per job, and the ratio of each per-job figure to the smallest
+RSS, the executor's own CPU (thread CPU clocks, executor_cpu.py), API requests, each per
+job, and the ratio of each per-job figure to the smallest
 size's (1.0: linear). Figures: benchmarks/README.md.
 """
 
@@ -29,6 +30,7 @@ from workflow_500 import (
     interlink_args,
     report_rows,
     run,
+    snakemake_command,
     stub_bin,
 )
 
@@ -64,12 +66,15 @@ def main() -> None:
                 (workdir / "out").mkdir(parents=True)
                 (workdir / "Snakefile").write_text(SNAKEFILE.format(n=n))
                 (workdir / "stub-job.sh").write_text(STUB_JOB)
-                command = [sys.executable, "-m", "snakemake"]
+                account = workdir / "executor-cpu.json"
+                command = snakemake_command(account)
                 command += ["--jobs", str(args.jobs_at_once)]
                 command += ["--scheduler", args.scheduler]
                 command += [*interlink_args(bed), *node_args]
                 profile = workdir / "py-spy.txt" if args.profile else None
-                result = run(command, workdir, profile, f"scale-{n}.py-spy.txt")
+                result = run(
+                    command, workdir, profile, f"scale-{n}.py-spy.txt", account
+                )
                 rows = len(report_rows(workdir))
                 if rows != n:
                     sys.exit(f"n={n}: the run report has {rows} rows, not {n}")
@@ -86,7 +91,7 @@ def table(results: dict[int, dict], at_once: int, scheduler: str) -> str:
         "the jobs' own Snakemake stubbed",
         f"{'jobs':>6} {'makespan s':>11} {'CPU s':>7} {'CPU ms/job':>11} "
         f"{'peak RSS MiB':>13} {'requests/job':>13} {'CPU/job vs ' + str(base_n):>16}"
-        f"{' executor share':>16}",
+        f"{'executor ms/job':>16}",
     ]
     for n, r in sorted(results.items()):
         per_job = 1000 * r["cpu_s"] / n
@@ -94,7 +99,7 @@ def table(results: dict[int, dict], at_once: int, scheduler: str) -> str:
         lines.append(
             f"{n:>6} {r['makespan_s']:>11.1f} {r['cpu_s']:>7.1f} {per_job:>11.2f} "
             f"{r['max_rss_mib']:>13.1f} {r['api_requests'] / n:>13.2f} {growth:>16.2f}"
-            + (f"{r['executor_share']:>16.1%}" if "executor_share" in r else "")
+            + f"{1000 * r['executor_cpu_s'] / n:>16.2f}"
         )
     return "\n".join(lines)
 

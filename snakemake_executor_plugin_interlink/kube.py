@@ -561,6 +561,11 @@ class KubeClient:
             self._collections[namespace] = url
         return url
 
+    def _pod_url(self, namespace: str, name: str, sub: str = "") -> httpx.URL:
+        """One pod's URL (or its `sub`resource's), absolute: merging a relative path
+        with the base URL cost a sixth of a delete's client CPU."""
+        return httpx.URL(f"{self._pods_url(namespace)}/{name}{sub}")
+
     def create_pod(self, namespace: str, manifest: dict[str, Any]) -> None:
         """Create a pod; when a retried create meets AlreadyExists, adopt the pod that
         the lost first attempt created (same name and run label), else raise. The
@@ -615,9 +620,7 @@ class KubeClient:
 
     def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return self.request(
-                "GET", f"/api/v1/namespaces/{namespace}/pods/{name}", verb="get"
-            )
+            return self.request("GET", self._pod_url(namespace, name), verb="get")
         except NotFound:
             return None
 
@@ -700,15 +703,15 @@ class KubeClient:
     def delete_pod(
         self, namespace: str, name: str, grace_seconds: int | None = None
     ) -> bool:
-        """False when the pod was already gone."""
-        params = {} if grace_seconds is None else {"gracePeriodSeconds": grace_seconds}
+        """False when the pod was already gone. The answer (the pod, 7 KB) is not
+        read: the watch brings the deletion, and parsing it was a quarter of the
+        client's CPU per delete."""
+        params = (
+            None if grace_seconds is None else {"gracePeriodSeconds": grace_seconds}
+        )
+        url = self._pod_url(namespace, name)
         try:
-            self.request(
-                "DELETE",
-                f"/api/v1/namespaces/{namespace}/pods/{name}",
-                params=params,
-                verb="delete",
-            )
+            self._retrying(self._send, "DELETE", url, params, None, "delete", False)
             return True
         except NotFound:
             return False
@@ -757,7 +760,7 @@ class KubeClient:
         text = self._log_retrying(
             self._send,
             "GET",
-            f"/api/v1/namespaces/{namespace}/pods/{name}/log",
+            self._pod_url(namespace, name, "/log"),
             params,
             None,
             "log",
