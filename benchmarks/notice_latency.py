@@ -24,10 +24,11 @@ The notice time is Snakemake's "Finished jobid" line (1 s resolution) minus the 
 command ended. A run still going after --cap seconds is stopped with Ctrl-C; its
 unreported jobs count with the time they had waited (a lower bound, marked ≥ where it
 reaches the median). Prints median / p90 / max per way, the ratio to pod status alone,
-the API requests and the executor's CPU (the snakemake process, scheduler included), as
-a table and JSON; and the median delay's two parts: the job's own Snakemake finishing
-after the rule's command (its "teardown", from the run report's job end), and from the
-pod's end to Snakemake's report.
+the API requests, the snakemake process's CPU (its scheduler included) and the
+executor's own (thread CPU clocks, executor_cpu.py), as a table and JSON; and the
+median delay's two parts: the job's own Snakemake finishing after the rule's command
+(its "teardown", from the run report's job end), and from the pod's end to Snakemake's
+report.
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ from workflow_500 import (
     STATE,
     bench_node,
     env_of,
+    executor_cpu,
     interlink_args,
     report_rows,
+    snakemake_command,
     stub_bin,
 )
 
@@ -160,9 +163,7 @@ def run_way(
         with open(log, "w") as stderr:
             run = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-m",
-                    "snakemake",
+                    *snakemake_command(account := workdir / "executor-cpu.json"),
                     *interlink_args(bed),
                     *node_args,
                     "--jobs",
@@ -193,6 +194,7 @@ def run_way(
         reported, ended = finished_times(text), ended_times(workdir)
         samples = notice_delays(reported, ended, stopped_at)
         pods_ended = job_ends(workdir)
+        own = executor_cpu(account)["seconds"].get("executor", 0.0)
     requests = re.search(r"interlink: (\d+) API requests", text)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     delays = [delay for delay, _ in samples]
@@ -208,7 +210,8 @@ def run_way(
         "max_s": round(delays[-1], 1),
         "makespan_s": round(makespan, 1),
         "api_requests": int(requests.group(1)) if requests else 0,
-        "executor_cpu_s": round(cpu, 1),
+        "process_cpu_s": round(cpu, 1),
+        "executor_cpu_s": round(own, 1),
         # the median delay in two parts: the job's own Snakemake finishing after the
         # rule's command, then the executor and Snakemake reporting it
         "median_job_teardown_s": median_gap(pods_ended, ended),
@@ -237,6 +240,7 @@ def main() -> None:
     ways = args.ways.split(",")
     header = ("median s", 9), ("p90 s", 7), ("max s", 7), ("ratio", 6), ("unseen", 7)
     header += ("requests", 9), ("req/job", 8), ("cpu s", 7), ("cpu ms/job", 11)
+    header += (("executor ms/job", 16),)
     header += ("teardown s", 11), ("pod end→report s", 17)
     bed = env_of(STATE / "env")
     with (
@@ -266,8 +270,9 @@ def main() -> None:
                 print(
                     f"{way:18} {median:>9} {r['p90_s']:>7} {r['max_s']:>7} {ratio:>6} "
                     f"{r['unseen_when_stopped']:>7} {r['api_requests']:>9} "
-                    f"{r['api_requests'] / n:>8.2f} {r['executor_cpu_s']:>7} "
-                    f"{1000 * r['executor_cpu_s'] / n:>11.1f} "
+                    f"{r['api_requests'] / n:>8.2f} {r['process_cpu_s']:>7} "
+                    f"{1000 * r['process_cpu_s'] / n:>11.1f} "
+                    f"{1000 * r['executor_cpu_s'] / n:>16.1f} "
                     f"{r['median_job_teardown_s']!s:>11} "
                     f"{r['median_pod_end_to_report_s']!s:>17}",
                     flush=True,

@@ -165,6 +165,14 @@ def snakemake_command(account: Path | None = None) -> list[str]:
     ]
 
 
+def executor_cpu(account: Path) -> dict:
+    """What executor_cpu.py wrote at the process's exit; a process killed before its
+    exit handlers ran wrote nothing, and that is an error, not a zero."""
+    if not account.exists():
+        sys.exit(f"{account}: no executor CPU figures (the run did not exit cleanly)")
+    return json.loads(account.read_text())
+
+
 def run(
     cmd: list[str],
     workdir: Path,
@@ -218,7 +226,7 @@ def run(
         "api_requests": int(found.group(1)) if found else 0,
     }
     if account is not None:
-        own = json.loads(account.read_text())
+        own = executor_cpu(account)
         result["executor_cpu_s"] = own["seconds"].get("executor", 0.0)
         result["executor_cpu_parts"] = own["by_entry_point"]
     if profile is not None:
