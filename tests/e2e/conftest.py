@@ -275,15 +275,25 @@ def _interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def sacct(*args: str) -> list[str]:
-    """Slurm's accounting, one line per job (no header, no steps, `|`-separated
-    fields), for a selection (`-j ID`, `-S TIME`) and `-o FIELDS`."""
-    return subprocess.run(
-        ["sacct", "-n", "-X", "-P", *args],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+def sacct(*selection: str, fields: str) -> list[str]:
+    """Slurm's accounting for a selection (`-j ID`, `-S TIME`), one line per job (no
+    header, no steps, `|`-separated `fields`), split in words.
+
+    Accounting reaches slurmdbd asynchronously: a short job's end can arrive before its
+    start, and until the start does, slurmdbd's row for it is a placeholder (one cpu, no
+    time limit, memory unknown and printed "16?"). So the rows are read once every
+    selected job has its time limit, or after a minute."""
+
+    def read(columns: str) -> list[str]:
+        return subprocess.run(
+            ["sacct", "-n", "-X", "-P", *selection, "-o", columns],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+
+    wait_until(lambda: all(read("Timelimit")), timeout=60, interval=0.5)
+    return [word for line in read(fields) for word in line.split()]
 
 
 def wait_until(predicate, timeout: float = 60, interval: float = 0.25) -> bool:

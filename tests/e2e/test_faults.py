@@ -47,7 +47,7 @@ def ran_once(workdir: Path, n: int) -> bool:
 
 
 def slurm_jobs_since(start: str) -> int:
-    return len(sacct("-S", start, "-o", "JobID"))
+    return len(sacct("-S", start, fields="JobID"))
 
 
 def running_pods(testbed: Testbed) -> int:

@@ -445,7 +445,7 @@ def test_two_sites_example_spreads_one_run_over_slurm_and_htcondor(
             assert row["pod"] in ad["Cmd"] and ad["RequestCpus"] == 1, ad
             sites.setdefault(row["rule"], set()).add("htcondor")
         else:
-            state = sacct("-j", job, "-o", "State")
+            state = sacct("-j", job, fields="State")
             assert state == ["COMPLETED"], (row, state)
             sites.setdefault(row["rule"], set()).add("slurm")
     assert sites == {"draw": {"slurm"}, "fold": {"htcondor"}, "report": {"slurm"}}

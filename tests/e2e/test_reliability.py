@@ -234,7 +234,7 @@ rule work:
     assert proxy.counts["lost"] == 4
     runs = sorted(int(x) for x in (workdir / "runs.log").read_text().split())
     assert runs == [0, 1, 2, 3]
-    assert len(sacct("-S", start, "-o", "JobID")) == 4
+    assert len(sacct("-S", start, fields="JobID")) == 4
 
 
 @contextmanager

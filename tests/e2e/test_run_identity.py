@@ -134,7 +134,7 @@ def test_an_edited_rule_is_not_adopted_and_its_old_pod_stops_first(
     assert "re-attached" not in done.stderr
     assert f"pod {old_pod} of an earlier run writes outputs of job" in done.stderr
     assert (workdir / "out.txt").read_text() == "new\n"
-    state = sacct("-j", old_job, "-o", "State")  # "CANCELLED by 0", split in words
+    state = sacct("-j", old_job, fields="State")  # "CANCELLED by 0", split in words
     assert state[:1] == ["CANCELLED"], (
         f"the old batch job was cancelled, not left writing out.txt: {state}"
     )

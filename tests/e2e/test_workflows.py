@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from pathlib import Path
 from typing import Optional
@@ -56,9 +57,33 @@ def run_example(testbed: Testbed, tmp_path: Path, example: str) -> Path:
 
 def slurm_allocation(remote_job_id: str) -> tuple[str, str, str]:
     """What Slurm gave one job: (AllocCPUS, ReqMem, Timelimit)."""
-    out = sacct("-j", remote_job_id, "-o", "AllocCPUS,ReqMem,Timelimit")
+    out = sacct("-j", remote_job_id, fields="AllocCPUS,ReqMem,Timelimit")
     cpus, mem, time_limit = out[0].split("|")
     return cpus, mem, time_limit
+
+
+def test_accounting_is_read_only_once_slurmdbd_has_whole_rows(testbed: Testbed):
+    """The allocation checks below read sacct right after a run: the rows of its last,
+    shortest jobs must be their real ones, not slurmdbd's placeholders."""
+    jobs = [
+        subprocess.run(
+            ["sbatch", "--parsable", "--wrap=true", "--mem=123", "-t3", "-o/dev/null"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for _ in range(10)
+    ]
+    seen: set[str] = set()
+
+    def ended() -> bool:
+        rows = sacct("-j", ",".join(jobs), fields="ReqMem,Timelimit,State")
+        seen.update(row.rsplit("|", 1)[0] for row in rows)
+        return rows == ["123M|00:03:00|COMPLETED"] * len(jobs)
+
+    # read from submission to the end of the last job, when placeholders are likeliest
+    assert wait_until(ended, timeout=120, interval=0.1), seen
+    assert seen == {"123M|00:03:00"}
 
 
 def slurm_allocations(
@@ -145,7 +170,7 @@ rule flaky:
     assert rows[0]["pod"] != rows[1]["pod"]
     # the batch jobs of this test, in order (a report row may lack the job id when the
     # job ended before interLink's JobID was seen): those that ran since it started
-    jobs = [line.split("|") for line in sacct("-S", start, "-o", "ReqMem,State")]
+    jobs = [line.split("|") for line in sacct("-S", start, fields="ReqMem,State")]
     memory = [mem for mem, state in jobs if not state.startswith("CANCELLED")]
     assert memory == ["400M", "800M"], "attempt 2's batch job got attempt 2's memory"
 
