@@ -276,24 +276,40 @@ def _interruptible() -> None:
 
 
 def sacct(*selection: str, fields: str) -> list[str]:
-    """Slurm's accounting for a selection (`-j ID`, `-S TIME`), one line per job (no
+    """Slurm's accounting for a selection (`-j ID,...`, `-S TIME`), one line per job (no
     header, no steps, `|`-separated `fields`), split in words.
 
-    Accounting reaches slurmdbd asynchronously: a short job's end can arrive before its
-    start, and until the start does, slurmdbd's row for it is a placeholder (one cpu, no
-    time limit, memory unknown and printed "16?"). So the rows are read once every
-    selected job has its time limit, or after a minute."""
+    Accounting reaches slurmdbd asynchronously: a job can be missing for a moment after
+    submission, and a short job's end can arrive before its start, so that until the start
+    does, its row is a placeholder (one cpu, no time limit, memory unknown and printed
+    "16?"). So the rows are taken from a read in which every job named by `-j` is present
+    and every row has its time limit, or from the last read after a minute."""
+    wanted = set()
+    if "-j" in selection:
+        wanted = set(selection[selection.index("-j") + 1].split(","))
+    rows: list[list[str]] = []
 
-    def read(columns: str) -> list[str]:
-        return subprocess.run(
-            ["sacct", "-n", "-X", "-P", *selection, "-o", columns],
+    def whole() -> bool:
+        nonlocal rows
+        out = subprocess.run(
+            [
+                "sacct",
+                "-n",
+                "-X",
+                "-P",
+                *selection,
+                "-o",
+                f"JobIDRaw,Timelimit,{fields}",
+            ],
             capture_output=True,
             text=True,
             check=True,
         ).stdout.splitlines()
+        rows = [line.split("|", 2) for line in out]
+        return wanted <= {row[0] for row in rows} and all(row[1] for row in rows)
 
-    wait_until(lambda: all(read("Timelimit")), timeout=60, interval=0.5)
-    return [word for line in read(fields) for word in line.split()]
+    wait_until(whole, timeout=60, interval=0.5)
+    return [word for row in rows for word in row[2].split()]
 
 
 def wait_until(predicate, timeout: float = 60, interval: float = 0.25) -> bool:

@@ -74,6 +74,11 @@ def test_accounting_is_read_only_once_slurmdbd_has_whole_rows(testbed: Testbed):
         ).stdout.strip()
         for _ in range(10)
     ]
+    # slurmdbd learns of new jobs a moment after their submission: read at once, the
+    # rows must still be all of them, whole
+    assert sacct("-j", ",".join(jobs), fields="ReqMem,Timelimit") == [
+        "123M|00:03:00"
+    ] * len(jobs)
     seen: set[str] = set()
 
     def ended() -> bool:
