@@ -126,6 +126,12 @@ def is_transient_for_logs(error: BaseException) -> bool:
 
 LOG_RETRY_SECONDS = 15.0
 RBAC_SETTLE_SECONDS = 30.0
+# A watch read one event at a time costs a network read per event, four fifths of the
+# event's CPU (about 250 of 300 us here). After a read that had to wait, the next waits
+# this long, so the events of a busy moment arrive together; at most every other such
+# span is a pause, so the watch never falls behind.
+WATCH_READ_PAUSE = 0.05
+WATCH_READ_WAITED = 0.002  # a read longer than this waited for the network
 
 
 @dataclass
@@ -652,10 +658,16 @@ class KubeClient:
                 logger.debug("LIST continue token expired; listing again")
 
     def watch_pods(
-        self, namespace: str, selector: str, resource_version: str, timeout: int
+        self,
+        namespace: str,
+        selector: str,
+        resource_version: str,
+        timeout: int,
+        read_pause: float = WATCH_READ_PAUSE,
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """Events after resource_version until the server ends the watch. Not retried:
-        the caller re-lists. A 410 (too old) raises Gone."""
+        the caller re-lists. A 410 (too old) raises Gone. An event that had to be
+        waited for is passed on at once; the read after it comes read_pause later."""
         params = {
             "watch": "1",
             "labelSelector": selector,
@@ -678,7 +690,21 @@ class KubeClient:
                         raise TransientError("watches are closed: the executor stops")
                     self._streams.add(response)
                 try:
-                    for line in response.iter_lines():
+                    lines = response.iter_lines()
+                    pause_due, resumed = False, 0.0
+                    while True:
+                        if pause_due:
+                            time.sleep(read_pause)
+                            resumed = time.monotonic()
+                        asked = time.monotonic()
+                        line = next(lines, None)
+                        if line is None:
+                            break
+                        now = time.monotonic()
+                        pause_due = (
+                            now - asked > WATCH_READ_WAITED
+                            and now - resumed > read_pause > 0
+                        )
                         if not line:
                             continue
                         self.stats.count(received=len(line))

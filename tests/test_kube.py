@@ -408,6 +408,54 @@ def test_watch_yields_events_and_raises_gone():
     assert events == [("ADDED", "a"), ("BOOKMARK", None)]
 
 
+class NetworkClock:
+    """Stands in for the watch's clock: the network's waits advance it, and so do
+    the watch's pauses, which it records with how many events had been passed on."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.pauses: list[tuple[float, int]] = []
+        self.passed_on = 0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.pauses.append((seconds, self.passed_on))
+        self.now += seconds
+
+
+@pytest.mark.parametrize(
+    "waits, read_pause, pauses",
+    [
+        # every event waited for: each is passed on at once, and a pause comes after
+        # the first and then only once a pause's length has gone by since the last
+        ([0.02] * 6, 0.05, [(0.05, 1), (0.05, 4)]),
+        # a busy moment: what came with or right after one read is not paused for
+        ([0.02, 0, 0, 0, 0, 0], 0.05, [(0.05, 1)]),
+        ([0.02] * 6, 0.0, []),
+    ],
+)
+def test_watch_reads_the_events_of_a_busy_moment_together(
+    monkeypatch, waits, read_pause, pauses
+):
+    clock = NetworkClock()
+    monkeypatch.setattr(kube, "time", clock)
+
+    def body():
+        for i, wait in enumerate(waits):
+            clock.now += wait
+            yield json.dumps({"type": "ADDED", "object": {"n": i}}).encode() + b"\n"
+
+    c = client(lambda r: httpx.Response(200, content=body()))
+    seen = []
+    for _kind, obj in c.watch_pods("ns", "run=1", "4", 10, read_pause=read_pause):
+        seen.append(obj["n"])
+        clock.passed_on = len(seen)
+    assert seen == list(range(len(waits)))
+    assert clock.pauses == pauses
+
+
 def test_error_text_is_cut_short():
     error = error_from_status(500, b"x" * 10_000)
     assert len(str(error)) <= kube.MAX_ERROR_TEXT
