@@ -7,6 +7,9 @@ shared-filesystem mode every job's script therefore ends by writing its command'
 status to `<workdir>/.snakemake/interlink_exit/<pod>`, by rename so that a reader never
 sees half a file, and the executor lists that one directory each status round: the
 entries are the ends not yet collected, so a round costs O(changes), and no request.
+Beside it, in `<workdir>/.snakemake/interlink_output/<pod>`, the script keeps a copy of
+its command's output, which the executor stores as the job's log: no log request
+through interLink for a job that reported its end.
 Without a shared filesystem, the script prints an end line instead (`end_line`), and
 `LogProbe` reads the last bytes of submitted jobs' logs, which interLink serves from the
 job's files, each about once a period, at a bounded rate: requests per second, never per
@@ -30,6 +33,7 @@ from .logs import serves_no_logs
 from .status import JobEnd, job_end_in_log, parse_job_end
 
 EXIT_DIR = Path(".snakemake", "interlink_exit")
+OUTPUT_DIR = Path(".snakemake", "interlink_output")
 
 
 class JobEnds(Protocol):
@@ -53,17 +57,36 @@ class JobEnds(Protocol):
 
 
 class ExitMarkers:
-    """The directory that jobs write their exit statuses to."""
+    """The directories that jobs write their exit statuses and their output to."""
 
     def __init__(self, workdir: Path) -> None:
         self.directory = workdir / EXIT_DIR
+        self.outputs = workdir / OUTPUT_DIR
 
     def prepare(self) -> None:
-        """Create it with the working directory's permission bits: jobs that may write
-        outputs there (possibly as another user at the site) may write here too."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """Create both with the working directory's permission bits: jobs that may
+        write outputs there (maybe as another user at the site) may write here too."""
         mode = stat.S_IMODE(self.directory.parent.parent.stat().st_mode)
-        os.chmod(self.directory, mode)
+        for directory in (self.directory, self.outputs):
+            directory.mkdir(parents=True, exist_ok=True)
+            os.chmod(directory, mode)
+
+    def take_output(self, pod: str, limit_bytes: int) -> str | None:
+        """The last `limit_bytes` of the output the job kept, if it kept it whole (its
+        script renames the copy into place only once the command ended); the files go
+        either way. None: the job ended before its script did (killed, evicted), or
+        its copy could not be written, and its log must come from interLink."""
+        path = self.outputs / pod
+        try:
+            with path.open("rb") as f:
+                f.seek(max(0, os.fstat(f.fileno()).st_size - limit_bytes))
+                text: str | None = f.read().decode(errors="replace")
+        except OSError:
+            text = None
+        for leftover in (path, path.with_name(f"{pod}.part")):
+            with contextlib.suppress(OSError):
+                leftover.unlink(missing_ok=True)
+        return text
 
     def ended(self) -> dict[str, JobEnd]:
         """Pod name -> the end of every job that wrote one and was not collected."""

@@ -38,6 +38,7 @@ from .logs import (
     group_log_path,
     log_path,
     store_log,
+    with_kept_output,
     write_log,
 )
 from .pod import (
@@ -146,6 +147,7 @@ class Executor(RemoteExecutor):
             image=self.workflow.remote_execution_settings.container_image,
             shared_fs=shared_fs,
             exit_dir=str(self.markers.directory) if self.markers else None,
+            output_dir=str(self.markers.outputs) if self.markers else None,
             secret_name=secret_name(run_id) if env else None,
             env_names=tuple(sorted(env)),
             storage_plugin_packages=self._storage_plugin_packages(),
@@ -589,23 +591,30 @@ class Executor(RemoteExecutor):
         )
 
     def _collect(self, info: SubmittedJobInfo, status: PodStatus) -> tuple[Path, str]:
-        """Store the log, then delete the pod (interLink drops the log with it)."""
+        """Store the log, then delete the pod (interLink drops the log with it). A
+        succeeded job's log is the output it kept on the shared filesystem: no request.
+        A failed job's is interLink's, which adds what the site said (its batch job,
+        the container's end); the kept output stands in where interLink serves none."""
         name = info.external_jobid
         path = self._log_path(info)
         pod = self.board.pod(name)
-        if pod is None or not pod["spec"].get("nodeName"):
+        limit = self.settings.log_limit_mb * 2**20
+        kept = self.markers.take_output(name, limit) if self.markers else None
+        if kept is not None and status.state == State.SUCCEEDED:
+            text = write_log(path, kept)
+        elif pod is None or not pod["spec"].get("nodeName"):
             where = "was deleted" if pod is None else "never reached a virtual node"
-            text = write_log(
-                path, f"[interlink] pod {name} {where}: there is no log to fetch\n"
-            )
+            note = f"[interlink] pod {name} {where}: there is no log to fetch\n"
+            text = write_log(path, with_kept_output(note, kept))
         else:
             text = store_log(
                 self.kube,
                 self.namespace,
                 name,
                 path,
-                self.settings.log_limit_mb * 2**20,
+                limit,
                 self.settings.insecure_log_backend,
+                kept,
             )
         keep = status.state == State.FAILED and self.settings.keep_failed_pods
         if keep:

@@ -52,20 +52,32 @@ def store_log(
     path: Path,
     limit_bytes: int,
     insecure_backend: bool,
+    kept: str | None = None,
 ) -> str:
     """Fetch and write the log; return its text, or why it could not be fetched
-    (which is then what the file holds)."""
+    (which is then what the file holds, followed by the output the job kept on the
+    shared filesystem, if it did)."""
     try:
         text = kube.pod_log(namespace, pod, CONTAINER, limit_bytes, insecure_backend)
     except KubeError as e:
         text = unfetched_log_text(namespace, pod, e)
-    if serves_no_logs(text):
+    else:
+        if not serves_no_logs(text):
+            return write_log(path, text)
         text = (
             f"[interlink] the site's interLink plugin does not serve logs: it answers "
             f"every request with {text.strip()} (interlink-htcondor-plugin). The job's "
             "output stays at the site (HTCondor: its Output and Error files).\n"
         )
-    return write_log(path, text)
+    return write_log(path, with_kept_output(text, kept))
+
+
+KEPT_OUTPUT = "[interlink] the output the job kept on the shared filesystem:\n"
+
+
+def with_kept_output(note: str, kept: str | None) -> str:
+    """Why interLink gave no log, then the output the job kept, if it did."""
+    return note if kept is None else f"{note}{KEPT_OUTPUT}{kept}"
 
 
 def write_log(path: Path, text: str) -> str:

@@ -58,13 +58,54 @@ END_LINE = "[interlink] end of pod {pod}: "
 # Runs the job's command and reports its end: the exit status, when it ran, and what
 # it used, from the job itself (no sacct; the same on HTCondor). RUSAGE_CHILDREN holds
 # the CPU time of every process of the command and the peak resident memory of its
-# largest one. argv: where to write (a file, or "-" for the log's end line), the end
-# line's prefix, then the command. No single quote inside: it travels in one.
+# largest one. With a shared filesystem it also keeps a copy of the command's output
+# (stdout and stderr, as the pod's log has them), renamed into place before the exit
+# status is written: the executor stores that as the job's log instead of asking
+# interLink for it (one request less per job, and HTCondor's plugin serves no logs). A
+# process the command left in the background may hold the pipe: after the command
+# ended, its output is read for 3 s more at most. A copy that cannot be written is
+# dropped, never the job. argv: where to write the end (a file, or "-" for the log's
+# end line), the end line's prefix, where to keep the output ("-": nowhere), then the
+# command. No single quote inside: it travels in one.
 END_REPORTER = """\
-import os, resource, subprocess, sys, time
-out, prefix = sys.argv[1:3]
+import os, resource, subprocess, sys, threading, time
+out, prefix, copy = sys.argv[1:4]
 start = int(time.time())
-code = subprocess.call(sys.argv[3:])
+try:
+    kept = None if copy == "-" else open(copy + ".part", "wb")
+except OSError:
+    kept = None
+if kept is None:
+    code = subprocess.call(sys.argv[4:])
+else:
+    pipe = subprocess.PIPE
+    job = subprocess.Popen(sys.argv[4:], stdout=pipe, stderr=subprocess.STDOUT)
+    lock, whole = threading.Lock(), [True]
+    def tee():
+        for chunk in iter(lambda: job.stdout.read1(65536), b""):
+            with lock:
+                if kept.closed:
+                    return
+                try:
+                    kept.write(chunk)
+                except OSError:
+                    whole[0] = False
+            try:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.flush()
+            except OSError:
+                pass
+    reader = threading.Thread(target=tee, daemon=True)
+    reader.start()
+    code = job.wait()
+    reader.join(3)
+    with lock:
+        try:
+            kept.close()
+            if whole[0]:
+                os.replace(copy + ".part", copy)
+        except OSError:
+            pass
 code = 128 - code if code < 0 else code
 used = resource.getrusage(resource.RUSAGE_CHILDREN)
 line = "%d %d %d %.1f %d" % (
@@ -163,6 +204,7 @@ class RunContext:
     user: str = ""
     shared_fs: bool = True
     exit_dir: str | None = None  # where jobs write their exit status (completion.py)
+    output_dir: str | None = None  # where they keep their output (completion.py)
     secret_name: str | None = None
     env_names: tuple[str, ...] = ()
     storage_plugin_packages: tuple[str, ...] = ()
@@ -266,7 +308,8 @@ def job_script(
     # how the command ended and what it used, as the job saw it (interLink may never
     # show it): in the exit-status file, else as the log's last line
     out = f"{run.exit_dir}/{pod}" if run.exit_dir else "-"
-    reporter = ["python", "-c", END_REPORTER, out, END_LINE.format(pod=pod)]
+    copy = f"{run.output_dir}/{pod}" if run.output_dir else "-"
+    reporter = ["python", "-c", END_REPORTER, out, END_LINE.format(pod=pod), copy]
     lines.append(shlex.join([*reporter, "/bin/sh", "-c", command]))
     return "\n".join(lines)
 

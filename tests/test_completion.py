@@ -35,20 +35,29 @@ from snakemake_executor_plugin_interlink.tracker import PodTracker
 from tests.test_request_counts import FakeAPI, client
 
 
-def run_script(tmp_path: Path, command: str) -> tuple[int, ExitMarkers]:
-    workdir = tmp_path / "work dir"
-    workdir.mkdir()
-    markers = ExitMarkers(workdir)
-    markers.prepare()
-    run = RunContext(
+def shared_fs_run(workdir: Path, markers: ExitMarkers) -> RunContext:
+    return RunContext(
         run_id="r",
         namespace="ns",
         workdir=str(workdir),
         image="i",
         exit_dir=str(markers.directory),
+        output_dir=str(markers.outputs),
     )
+
+
+def run_script(
+    tmp_path: Path, command: str, stdout: int | None = None
+) -> tuple[int, ExitMarkers]:
+    workdir = tmp_path / "work dir"
+    workdir.mkdir()
+    markers = ExitMarkers(workdir)
+    markers.prepare()
+    run = shared_fs_run(workdir, markers)
     script = job_script(command, run, run.workdir, "snakejob-r-1-1")
-    done = subprocess.run(["/bin/sh", "-c", script], cwd="/", check=False)
+    done = subprocess.run(
+        ["/bin/sh", "-c", script], cwd="/", stdout=stdout, check=False
+    )
     return done.returncode, markers
 
 
@@ -107,6 +116,61 @@ def test_the_status_is_written_only_after_the_command_ended(tmp_path):
     returncode, markers = run_script(tmp_path, f"sleep 0.2; test ! -e {marker}")
     assert returncode == 0  # the marker did not exist while the command ran
     assert markers.ended()["snakejob-r-1-1"].exit_code == 0
+
+
+@pytest.mark.parametrize("code", [0, 5])
+def test_the_script_keeps_its_commands_output_as_the_pods_log_shows_it(tmp_path, code):
+    """What the executor stores as the job's log without asking interLink: stdout and
+    stderr in the order they came, also passed on to the pod's own log."""
+    command = f"echo one; echo two >&2; sleep 0.2; echo three; exit {code}"
+    pod_log = tmp_path / "pod.log"
+    with pod_log.open("wb") as f:
+        returncode, markers = run_script(tmp_path, command, stdout=f.fileno())
+    assert returncode == code
+    assert markers.ended()["snakejob-r-1-1"].exit_code == code
+    assert pod_log.read_text() == "one\ntwo\nthree\n"
+    assert markers.take_output("snakejob-r-1-1", 2**20) == "one\ntwo\nthree\n"
+    assert list(markers.outputs.iterdir()) == []  # taken once
+
+
+def test_only_the_last_bytes_of_a_long_output_are_taken(tmp_path):
+    run_script(tmp_path, "seq 1 100000")
+    assert markers_text(tmp_path, 12) == "99999\n100000\n"[-12:]
+
+
+def markers_text(tmp_path: Path, limit: int) -> str | None:
+    return ExitMarkers(tmp_path / "work dir").take_output("snakejob-r-1-1", limit)
+
+
+def test_a_process_left_in_the_background_does_not_hold_the_jobs_end(tmp_path):
+    """It keeps the output pipe open; the job still ends (within the 3 s the script
+    waits for the rest of the output) and its output until then is kept."""
+    started = time.monotonic()
+    returncode, markers = run_script(tmp_path, "sleep 60 & echo started")
+    assert returncode == 0 and time.monotonic() - started < 30
+    assert markers.take_output("snakejob-r-1-1", 2**20) == "started\n"
+
+
+def test_a_job_killed_before_its_script_ended_kept_no_output(tmp_path):
+    """Only the partial copy exists: interLink's log (with the site's reason for the
+    kill) is the one to store, and the partial copy goes."""
+    markers = ExitMarkers(tmp_path)
+    markers.prepare()
+    (markers.outputs / "p.part").write_text("half")
+    assert markers.take_output("p", 2**20) is None
+    assert list(markers.outputs.iterdir()) == []
+
+
+def test_output_that_cannot_be_kept_never_fails_the_job(tmp_path):
+    markers = ExitMarkers(tmp_path)
+    markers.prepare()
+    markers.outputs.rmdir()  # the script cannot open its copy
+    run = shared_fs_run(tmp_path, markers)
+    script = job_script("echo hi; exit 6", run, run.workdir, "p")
+    done = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (6, "hi\n")
+    assert markers.ended()["p"].exit_code == 6
+    assert markers.take_output("p", 2**20) is None
 
 
 @pytest.mark.parametrize("code", [0, 4])

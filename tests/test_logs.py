@@ -64,3 +64,23 @@ def test_a_plugin_that_serves_no_logs_is_named_in_the_stored_log(tmp_path, body,
     assert path.read_text() == text
     assert ("does not serve logs" in text) == note
     assert (text == body) != note
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "stored"),
+    [
+        (200, "interLink's log\n", "interLink's log\n"),  # it wins: the site's lines
+        (200, '"NOT IMPLEMENTED"', "does not serve logs"),
+        (404, "no such pod", "could not be fetched"),
+    ],
+)
+def test_the_output_a_job_kept_stands_in_where_interlink_serves_no_log(
+    tmp_path, status, body, stored
+):
+    access = ClusterAccess(server="https://k8s.test", namespace="ns", source="test")
+    answer = httpx.Response(status, text=body)
+    kube = KubeClient(access, transport=httpx.MockTransport(lambda r: answer))
+    kept = "the job's own output\n"
+    text = store_log(kube, "ns", "p", tmp_path / "job.log", 1000, False, kept)
+    assert stored in text
+    assert text.endswith(kept) == (status != 200 or "NOT" in body)

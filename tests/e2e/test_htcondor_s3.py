@@ -222,11 +222,12 @@ def test_htcondor_example_sizes_jobs_from_whole_cpu_requests(
         "weigh": [(1, 300, 60, "tester")] * 3,
         "summary": [(2, 400, 60, "tester")],
     }
-    # interLink's HTCondor plugin answers every log request with 200 "NOT IMPLEMENTED"
+    # interLink's HTCondor plugin answers every log request with 200 "NOT IMPLEMENTED":
+    # the log is the output the job kept on the shared filesystem
     log = next(
         (workdir / ".snakemake/interlink_logs/summary").rglob("*.log")
     ).read_text()
-    assert "does not serve logs" in log and '"NOT IMPLEMENTED"' in log, log[:2000]
+    assert "Finished jobid: 0 (Rule: summary)" in log, log[:2000]
     again = testbed.snakemake(workdir, "--dry-run")
     assert "Nothing to be done" in again.stdout + again.stderr
 
@@ -326,21 +327,27 @@ def vk_htcondor_options(args: str) -> Iterator[None]:
         restart("")
 
 
-def test_htcondor_logs_are_the_plugins_not_implemented_and_the_job_succeeds(
+def test_htcondor_serves_no_logs_so_the_jobs_kept_output_is_their_log(
     testbed: Testbed, shared_dir: Path
 ):
     write(
         shared_dir,
         """
+rule all:
+    input: "quiet.txt", "loud.txt"
 rule quiet:
     output: "quiet.txt"
     shell: "echo done > {output}"
+rule loud:
+    output: "loud.txt"
+    shell: "echo goodbye-from-htcondor; exit 2"
 """,
     )
     started = time.monotonic()
     with umask(0):
         done = testbed.snakemake(
             shared_dir,
+            "--keep-going",
             "--interlink-flavour",
             "htcondor",
             *htcondor_args(),
@@ -348,13 +355,18 @@ rule quiet:
             timeout=600,
         )
     print(f"run took {time.monotonic() - started:.0f} s")
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode != 0
     assert (shared_dir / "quiet.txt").read_text() == "done\n"
     (log,) = (shared_dir / ".snakemake/interlink_logs/quiet").rglob("*.log")
-    # the plugin's /getLogs answers HTTP 200 with this body (quotes included) for any pod:
-    # the stored log says so instead of passing it off as the job's output
+    assert "Finished jobid: 0 (Rule: quiet)" in log.read_text(), log.read_text()
+    # a failed job's log is asked of interLink, whose plugin answers HTTP 200 with
+    # "NOT IMPLEMENTED" (quotes included) for any pod: the stored log says so, then
+    # gives the output the job kept, and the error shows its end
+    (log,) = (shared_dir / ".snakemake/interlink_logs/loud").rglob("*.log")
     text = log.read_text()
     assert "does not serve logs" in text and '"NOT IMPLEMENTED"' in text, text
+    assert "goodbye-from-htcondor" in text
+    assert "goodbye-from-htcondor" in done.stderr, done.stderr[-3000:]
 
 
 def test_htcondor_plugin_head_fails_every_job_although_htcondor_runs_it(

@@ -115,9 +115,12 @@ def test_hello_runs_on_slurm_with_the_rules_resources(testbed: Testbed, tmp_path
         "summary": [("1", "400M", "00:02:00")],
     }
     log = workdir / ".snakemake/interlink_logs/greet/sample=alpha"
-    assert list(log.glob("*.log")), (
-        "the greet job's log is stored by rule and wildcards"
-    )
+    (stored,) = log.glob("*.log")  # by rule and wildcards
+    # a succeeded job's log is the output it kept on the shared filesystem: its own
+    # Snakemake's lines, without the site's (only interLink's log has those)
+    text = stored.read_text()
+    assert "Finished jobid: 0 (Rule: greet)" in text and "scontrol" not in text, text
+    assert list((workdir / ".snakemake/interlink_output").iterdir()) == []
 
 
 def write(workdir: Path, snakefile: str) -> Path:
@@ -143,7 +146,10 @@ rule fail:
     assert "this-job-says-goodbye" in out, "the log tail is part of the error"
     attempts = set(re.findall(r"pod (snakejob-\w+-\d+-(\d+))\) failed", out))
     assert {a for _, a in attempts} == {"1", "2"}, "--retries 1 resubmitted the job"
-    assert list((workdir / ".snakemake/interlink_logs/fail").rglob("*.log"))
+    (log,) = (workdir / ".snakemake/interlink_logs/fail").rglob("*.log")
+    # a failed job's log is interLink's: the site's lines beside the job's output
+    text = log.read_text()
+    assert "scontrol show job" in text and "this-job-says-goodbye" in text, text
 
 
 def test_rule_retries_run_each_attempt_in_a_pod_sized_for_it(
