@@ -584,10 +584,18 @@ class Executor(RemoteExecutor):
         if job.is_group():
             group = _group_spec(job)
             return group_log_path(
-                self.settings.log_dir, group.readable, group.rules, job.jobid
+                self.settings.log_dir,
+                group.readable,
+                group.rules,
+                job.jobid,
+                job.attempt,
             )
         return log_path(
-            self.settings.log_dir, job.name, self._wildcards(job), job.jobid
+            self.settings.log_dir,
+            job.name,
+            self._wildcards(job),
+            job.jobid,
+            job.attempt,
         )
 
     def _collect(self, info: SubmittedJobInfo, status: PodStatus) -> tuple[Path, str]:

@@ -28,20 +28,32 @@ def path_part(text: str, limit: int = 100) -> str:
     return f"{cleaned[: limit - 11]}-{digest}"
 
 
+def log_name(stem: str, attempt: int) -> str:
+    """A retry keeps the same job id: each attempt's log is kept under its own name
+    (the first one's is the plain one)."""
+    return f"{stem}.log" if attempt <= 1 else f"{stem}.attempt{attempt}.log"
+
+
 def log_path(
-    log_dir: Path, rule: str, wildcards: Mapping[str, str], jobid: JobId
+    log_dir: Path,
+    rule: str,
+    wildcards: Mapping[str, str],
+    jobid: JobId,
+    attempt: int = 1,
 ) -> Path:
-    """<log_dir>/<rule>/<wildcards>/<jobid>.log, every part sanitised."""
+    """<log_dir>/<rule>/<wildcards>/<jobid>.log (<jobid>.attempt<N>.log for a retry),
+    every part sanitised."""
     spec = wildcards_text(wildcards) or "all"
-    return log_dir / path_part(rule) / path_part(spec) / f"{path_part(str(jobid))}.log"
+    name = log_name(path_part(str(jobid)), attempt)
+    return log_dir / path_part(rule) / path_part(spec) / name
 
 
 def group_log_path(
-    log_dir: Path, group: str, rules: Sequence[str], jobid: JobId
+    log_dir: Path, group: str, rules: Sequence[str], jobid: JobId, attempt: int = 1
 ) -> Path:
     """<log_dir>/group_<group>/<rules joined by +>-<12 hex digits of the group job's
-    UUID>.log: one log per group job, found by the group's name."""
-    name = f"{path_part('+'.join(rules), 80)}-{short_id(jobid)}.log"
+    UUID>.log: one log per group job (and attempt), found by the group's name."""
+    name = log_name(f"{path_part('+'.join(rules), 80)}-{short_id(jobid)}", attempt)
     return log_dir / path_part(f"group_{group}") / name
 
 

@@ -537,7 +537,8 @@ class CheckedSettings(BaseModel):
     log_dir: Annotated[
         Path,
         Option(
-            "Where job logs are stored, as <log-dir>/<rule>/<wildcards>/<jobid>.log."
+            "Where job logs are stored, as <log-dir>/<rule>/<wildcards>/<jobid>.log "
+            "(a retry's as <jobid>.attempt<N>.log)."
         ),
     ] = Path(".snakemake/interlink_logs")
     log_limit_mb: Annotated[

@@ -242,6 +242,9 @@ def test_single_jobs_name_their_pod_label_and_log(settings, run, tmp_path):
     assert "interlink.snakemake.io/group" not in meta["labels"]
     path = log_path(tmp_path, "pair", {"w": "a"}, 7)
     assert path == tmp_path / "pair" / "w=a" / "7.log"
+    # a retry has the same job id: its log must not replace the first attempt's
+    assert log_path(tmp_path, "pair", {"w": "a"}, 7, attempt=1) == path
+    assert log_path(tmp_path, "pair", {"w": "a"}, 7, 2).name == "7.attempt2.log"
 
 
 def group(name="batch", rules=("gather", "work"), members=50):
@@ -329,6 +332,8 @@ def test_one_log_per_group_named_after_it(tmp_path):
     assert re.fullmatch(r"gather\+work-[0-9a-f]{12}\.log", path.name)
     other = group_log_path(tmp_path, "batch", ("gather", "work"), "another-uuid")
     assert other != path
+    retry = group_log_path(tmp_path, "batch", ("gather", "work"), GROUP_JOBID, 3)
+    assert retry == path.with_name(path.name.removesuffix(".log") + ".attempt3.log")
     hostile = group_log_path(tmp_path, "../x y", ("r",) * 100, GROUP_JOBID)
     assert hostile.parent.parent == tmp_path and len(hostile.name) < 120
 

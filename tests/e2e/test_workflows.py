@@ -146,10 +146,13 @@ rule fail:
     assert "this-job-says-goodbye" in out, "the log tail is part of the error"
     attempts = set(re.findall(r"pod (snakejob-\w+-\d+-(\d+))\) failed", out))
     assert {a for _, a in attempts} == {"1", "2"}, "--retries 1 resubmitted the job"
-    (log,) = (workdir / ".snakemake/interlink_logs/fail").rglob("*.log")
-    # a failed job's log is interLink's: the site's lines beside the job's output
-    text = log.read_text()
-    assert "scontrol show job" in text and "this-job-says-goodbye" in text, text
+    # each attempt's log is kept (a retry has the same job id); a failed job's log
+    # is interLink's: the site's lines beside the job's output
+    folder = workdir / ".snakemake/interlink_logs/fail/all"
+    assert sorted(p.name for p in folder.iterdir()) == ["0.attempt2.log", "0.log"]
+    for log in folder.iterdir():
+        text = log.read_text()
+        assert "scontrol show job" in text and "this-job-says-goodbye" in text, text
 
 
 def test_rule_retries_run_each_attempt_in_a_pod_sized_for_it(
