@@ -36,6 +36,7 @@ J = TypeVar("J")  # a job as the caller knows it
 MISSING_POD_GRACE = 60.0  # seconds a created pod may be absent from the watched view
 PERMANENT_ERROR_GRACE = 300.0  # 401/403/404 while watching: then the jobs fail
 TRANSIENT_ERROR_GRACE = 1800.0  # API server unreachable: then the jobs fail
+END_POLL_SECONDS = 0.1  # how often a wait looks for jobs' own ends (completion.py)
 
 
 class StatusBoard:
@@ -101,7 +102,19 @@ class StatusBoard:
         return self._tracker.pods()
 
     def wait_for_change(self, timeout: float) -> bool:
-        return self._tracker.wait_for_change(timeout)
+        """Until a pod changes or a job says it ended, at the latest `timeout`. Jobs'
+        ends are looked for every END_POLL_SECONDS: a job's end makes no pod change
+        (interLink shows it much later), so without this it would wait for the
+        interval, or for whatever else changed meanwhile."""
+        if self._ends is None:
+            return self._tracker.wait_for_change(timeout)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if self._tracker.wait_for_change(min(left, END_POLL_SECONDS)):
+                return True
+            if self._ends.news():
+                return True
+        return False
 
     def wait_for_view(self, timeout: float) -> KubeError | None:
         """Wait until the first LIST completed; the watch's error if it did not."""

@@ -8,8 +8,9 @@ status to `<workdir>/.snakemake/interlink_exit/<pod>`, by rename so that a reade
 sees half a file, and the executor lists that one directory each status round: the
 entries are the ends not yet collected, so a round costs O(changes), and no request.
 Beside it, in `<workdir>/.snakemake/interlink_output/<pod>`, the script keeps a copy of
-its command's output, which the executor stores as the job's log: no log request
-through interLink for a job that reported its end.
+its command's output, which the executor stores as a succeeded job's log: no log
+request through interLink. The script that does both is a file in
+`<workdir>/.snakemake/interlink/`, named by its content's hash, not a part of every pod.
 Without a shared filesystem, the script prints an end line instead (`end_line`), and
 `LogProbe` reads the last bytes of submitted jobs' logs, which interLink serves from the
 job's files, each about once a period, at a bounded rate: requests per second, never per
@@ -30,10 +31,12 @@ from typing import Protocol
 
 from .kube import KubeClient, KubeError
 from .logs import serves_no_logs
+from .pod import END_REPORTER_FILE, END_REPORTER_KEEPING_OUTPUT
 from .status import JobEnd, job_end_in_log, parse_job_end
 
 EXIT_DIR = Path(".snakemake", "interlink_exit")
 OUTPUT_DIR = Path(".snakemake", "interlink_output")
+REPORTER = Path(".snakemake", "interlink", END_REPORTER_FILE)
 
 
 class JobEnds(Protocol):
@@ -51,6 +54,12 @@ class JobEnds(Protocol):
         """The job's end was reported."""
         ...
 
+    def news(self) -> bool:
+        """An end arrived that `ended` has not handed out yet: cheap enough to ask
+        several times a second, so that a status round starts as soon as a job says
+        it ended, not at the next pod change or interval."""
+        ...
+
     def stop(self) -> None:
         """No more status rounds."""
         ...
@@ -62,14 +71,22 @@ class ExitMarkers:
     def __init__(self, workdir: Path) -> None:
         self.directory = workdir / EXIT_DIR
         self.outputs = workdir / OUTPUT_DIR
+        self.reporter = workdir / REPORTER
+        self._listed: frozenset[str] = frozenset()  # by the last `ended`
 
     def prepare(self) -> None:
-        """Create both with the working directory's permission bits: jobs that may
-        write outputs there (maybe as another user at the site) may write here too."""
+        """Create the directories with the working directory's permission bits: jobs
+        that may write outputs there (maybe as another user at the site) may write and
+        read here too. Then the script that jobs run, readable by anyone, written whole
+        (by rename: another run in the same directory may write it at the same time)."""
         mode = stat.S_IMODE(self.directory.parent.parent.stat().st_mode)
-        for directory in (self.directory, self.outputs):
+        for directory in (self.directory, self.outputs, self.reporter.parent):
             directory.mkdir(parents=True, exist_ok=True)
             os.chmod(directory, mode)
+        partial = self.reporter.with_name(f"{self.reporter.name}.{os.getpid()}.tmp")
+        partial.write_text(END_REPORTER_KEEPING_OUTPUT)
+        partial.chmod(0o644)
+        partial.replace(self.reporter)
 
     def take_output(self, pod: str, limit_bytes: int) -> str | None:
         """The last `limit_bytes` of the output the job kept, if it kept it whole (its
@@ -95,6 +112,8 @@ class ExitMarkers:
             entries = list(os.scandir(self.directory))
         except OSError:
             return found
+        # all of them: a foreign or unreadable file is no news the next time
+        self._listed = frozenset(entry.name for entry in entries)
         for entry in entries:
             if entry.name.endswith(".tmp"):
                 continue
@@ -105,6 +124,17 @@ class ExitMarkers:
             if end is not None:
                 found[entry.name] = end
         return found
+
+    def news(self) -> bool:
+        """One listing of the directory, which holds only the ends not collected."""
+        try:
+            with os.scandir(self.directory) as entries:
+                return any(
+                    not e.name.endswith(".tmp") and e.name not in self._listed
+                    for e in entries
+                )
+        except OSError:
+            return False
 
     def track(self, pod: str) -> None:
         """Jobs write their markers without being asked."""
@@ -155,6 +185,7 @@ class LogProbe:
         self._queue: deque[str] = deque()
         self._tracked: set[str] = set()
         self._ended: dict[str, JobEnd] = {}
+        self._handed: set[str] = set()  # by the last `ended`
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -179,7 +210,12 @@ class LogProbe:
 
     def ended(self) -> dict[str, JobEnd]:
         with self._lock:
+            self._handed = set(self._ended)
             return dict(self._ended)
+
+    def news(self) -> bool:
+        with self._lock:
+            return not self._handed.issuperset(self._ended)
 
     def collect(self, pod: str) -> None:
         with self._lock:

@@ -148,6 +148,7 @@ class Executor(RemoteExecutor):
             shared_fs=shared_fs,
             exit_dir=str(self.markers.directory) if self.markers else None,
             output_dir=str(self.markers.outputs) if self.markers else None,
+            reporter=str(self.markers.reporter) if self.markers else None,
             secret_name=secret_name(run_id) if env else None,
             env_names=tuple(sorted(env)),
             storage_plugin_packages=self._storage_plugin_packages(),

@@ -58,54 +58,57 @@ END_LINE = "[interlink] end of pod {pod}: "
 # Runs the job's command and reports its end: the exit status, when it ran, and what
 # it used, from the job itself (no sacct; the same on HTCondor). RUSAGE_CHILDREN holds
 # the CPU time of every process of the command and the peak resident memory of its
-# largest one. With a shared filesystem it also keeps a copy of the command's output
-# (stdout and stderr, as the pod's log has them), renamed into place before the exit
-# status is written: the executor stores that as the job's log instead of asking
-# interLink for it (one request less per job, and HTCondor's plugin serves no logs). A
-# process the command left in the background may hold the pipe: after the command
-# ended, its output is read for 3 s more at most. A copy that cannot be written is
-# dropped, never the job. argv: where to write the end (a file, or "-" for the log's
-# end line), the end line's prefix, where to keep the output ("-": nowhere), then the
-# command. No single quote inside: it travels in one.
-END_REPORTER = """\
-import os, resource, subprocess, sys, threading, time
+# largest one. argv: where to write the end (a file, or "-" for the log's end line),
+# the end line's prefix, where to keep the output ("-": nowhere), then the command.
+_REPORT_START = """\
+import os, resource, subprocess, sys, time
 out, prefix, copy = sys.argv[1:4]
 start = int(time.time())
+"""
+_RUN = "code = subprocess.call(sys.argv[4:])\n"
+# With a shared filesystem it also keeps a copy of the command's output (stdout and
+# stderr, as the pod's log has them), renamed into place before the exit status is
+# written: the executor stores that as a succeeded job's log instead of asking interLink
+# (one request less per job; HTCondor's plugin serves no logs). A process the command
+# left in the background may hold the pipe: once the command ended, the output is read
+# until the pipe is quiet for 0.2 s, 3 s at most. A copy that cannot be written is
+# dropped, never the job.
+_RUN_KEEPING_OUTPUT = """\
+import select
 try:
-    kept = None if copy == "-" else open(copy + ".part", "wb")
+    kept, whole = open(copy + ".part", "wb"), True
 except OSError:
-    kept = None
-if kept is None:
-    code = subprocess.call(sys.argv[4:])
-else:
-    pipe = subprocess.PIPE
-    job = subprocess.Popen(sys.argv[4:], stdout=pipe, stderr=subprocess.STDOUT)
-    lock, whole = threading.Lock(), [True]
-    def tee():
-        for chunk in iter(lambda: job.stdout.read1(65536), b""):
-            with lock:
-                if kept.closed:
-                    return
-                try:
-                    kept.write(chunk)
-                except OSError:
-                    whole[0] = False
-            try:
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.buffer.flush()
-            except OSError:
-                pass
-    reader = threading.Thread(target=tee, daemon=True)
-    reader.start()
-    code = job.wait()
-    reader.join(3)
-    with lock:
+    kept, whole = None, False
+job = subprocess.Popen(sys.argv[4:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+pipe, ended = job.stdout.fileno(), None
+while ended is None or time.time() < ended + 3:
+    if select.select([pipe], [], [], 0.2)[0]:
+        chunk = os.read(pipe, 65536)
+        if not chunk:
+            break
         try:
-            kept.close()
-            if whole[0]:
-                os.replace(copy + ".part", copy)
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
         except OSError:
             pass
+        try:
+            whole = whole and kept.write(chunk) == len(chunk)
+        except OSError:
+            whole = False
+    elif ended is not None:
+        break
+    if ended is None and job.poll() is not None:
+        ended = time.time()
+code = job.wait()
+try:
+    if kept is not None:
+        kept.close()
+    if whole:
+        os.replace(copy + ".part", copy)
+except OSError:
+    pass
+"""
+_REPORT_END = """\
 code = 128 - code if code < 0 else code
 used = resource.getrusage(resource.RUSAGE_CHILDREN)
 line = "%d %d %d %.1f %d" % (
@@ -119,6 +122,15 @@ else:
     os.replace(out + ".tmp", out)
 sys.exit(code)
 """
+# Without a shared filesystem: in the job's command (no single quote inside: it
+# travels in one). With one: a file in the working directory (completion.ExitMarkers
+# writes it), so that every pod, and every watch event of it, stays small.
+END_REPORTER = _REPORT_START + _RUN + _REPORT_END
+END_REPORTER_KEEPING_OUTPUT = _REPORT_START + _RUN_KEEPING_OUTPUT + _REPORT_END
+# named by its content: a pod of an earlier run, still pending, runs the script it was
+# made for
+_REPORTER_HASH = hashlib.sha256(END_REPORTER_KEEPING_OUTPUT.encode()).hexdigest()
+END_REPORTER_FILE = f"end-reporter-{_REPORTER_HASH[:12]}.py"
 
 
 def end_line_pattern(pod: str) -> re.Pattern[str]:
@@ -205,6 +217,7 @@ class RunContext:
     shared_fs: bool = True
     exit_dir: str | None = None  # where jobs write their exit status (completion.py)
     output_dir: str | None = None  # where they keep their output (completion.py)
+    reporter: str | None = None  # END_REPORTER_KEEPING_OUTPUT's file (completion.py)
     secret_name: str | None = None
     env_names: tuple[str, ...] = ()
     storage_plugin_packages: tuple[str, ...] = ()
@@ -308,8 +321,10 @@ def job_script(
     # how the command ended and what it used, as the job saw it (interLink may never
     # show it): in the exit-status file, else as the log's last line
     out = f"{run.exit_dir}/{pod}" if run.exit_dir else "-"
-    copy = f"{run.output_dir}/{pod}" if run.output_dir else "-"
-    reporter = ["python", "-c", END_REPORTER, out, END_LINE.format(pod=pod), copy]
+    if run.reporter and run.output_dir:
+        reporter = ["python", run.reporter, out, "", f"{run.output_dir}/{pod}"]
+    else:
+        reporter = ["python", "-c", END_REPORTER, out, END_LINE.format(pod=pod), "-"]
     lines.append(shlex.join([*reporter, "/bin/sh", "-c", command]))
     return "\n".join(lines)
 

@@ -163,11 +163,12 @@ class PodTracker:
     def wait_for_change(self, timeout: float) -> bool:
         """Until the view changes (then a little longer, so that a burst of events
         makes one status round, not one per event) or the timeout passes."""
-        changed = self.changed.wait(timeout)
-        if changed and not self._stop.is_set():
+        if not self.changed.wait(timeout):
+            return False  # not cleared: a change that comes now wakes the next wait
+        if not self._stop.is_set():
             time.sleep(SETTLE_SECONDS)
         self.changed.clear()
-        return changed
+        return True
 
     # -- the informer loop -------------------------------------------------------
 

@@ -174,3 +174,22 @@ def test_a_relist_older_than_a_created_pod_does_not_delete_it(api_and_tracker):
     assert until(lambda: api.lists == 2)
     assert until(lambda: tracker.deleted("old") is not None)
     assert tracker.get("fresh") is not None and tracker.deleted("fresh") is None
+
+
+def test_a_change_right_after_a_wait_timed_out_wakes_the_next_wait(api_and_tracker):
+    """The flag was cleared after every wait, also one that timed out: an event
+    that came between the timeout and the clear woke nobody."""
+    _, tracker, _ = api_and_tracker
+    assert tracker.synced.wait(5)
+    tracker.wait_for_change(1)  # the sync's own change
+    wait = tracker.changed.wait
+
+    def event_just_after_the_timeout(timeout):
+        woke = wait(timeout)
+        tracker.changed.set()  # the watch thread, right then
+        return woke
+
+    tracker.changed.wait = event_just_after_the_timeout
+    assert tracker.wait_for_change(0.01) is False
+    tracker.changed.wait = wait
+    assert tracker.wait_for_change(0) is True
