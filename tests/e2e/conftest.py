@@ -275,15 +275,16 @@ def _interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def sacct(*selection: str, fields: str) -> list[str]:
+def sacct(*selection: str, fields: str, at_least: int = 0) -> list[str]:
     """Slurm's accounting for a selection (`-j ID,...`, `-S TIME`), one line per job (no
     header, no steps, `|`-separated `fields`), split in words.
 
     Accounting reaches slurmdbd asynchronously: a job can be missing for a moment after
     submission, and a short job's end can arrive before its start, so that until the start
     does, its row is a placeholder (one cpu, no time limit, memory unknown and printed
-    "16?"). So the rows are taken from a read in which every job named by `-j` is present
-    and every row has its time limit, or from the last read after a minute."""
+    "16?"). So the rows are taken from a read in which every job named by `-j` (and
+    `at_least` jobs in all: a time selection names none) is present and every row has
+    its time limit, or from the last read after a minute."""
     wanted = set()
     if "-j" in selection:
         wanted = set(selection[selection.index("-j") + 1].split(","))
@@ -306,7 +307,9 @@ def sacct(*selection: str, fields: str) -> list[str]:
             check=True,
         ).stdout.splitlines()
         rows = [line.split("|", 2) for line in out]
-        return wanted <= {row[0] for row in rows} and all(row[1] for row in rows)
+        present = {row[0] for row in rows}
+        limits = all(row[1] for row in rows)
+        return wanted <= present and len(present) >= at_least and limits
 
     wait_until(whole, timeout=60, interval=0.5)
     return [word for row in rows for word in row[2].split()]

@@ -183,8 +183,10 @@ rule flaky:
     ], "each attempt ran in a pod of its own"
     assert rows[0]["pod"] != rows[1]["pod"]
     # the batch jobs of this test, in order (a report row may lack the job id when the
-    # job ended before interLink's JobID was seen): those that ran since it started
-    jobs = [line.split("|") for line in sacct("-S", start, fields="ReqMem,State")]
+    # job ended before interLink's JobID was seen): those that ran since it started,
+    # once slurmdbd has both (the run can end before attempt 2's row arrives there)
+    rows = sacct("-S", start, fields="ReqMem,State", at_least=2)
+    jobs = [line.split("|") for line in rows]
     memory = [mem for mem, state in jobs if not state.startswith("CANCELLED")]
     assert memory == ["400M", "800M"], "attempt 2's batch job got attempt 2's memory"
 
