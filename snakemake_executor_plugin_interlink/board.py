@@ -30,7 +30,7 @@ from .status import (
     running_deadline,
     status_from_exit,
 )
-from .tracker import PodTracker
+from .tracker import SETTLE_SECONDS, PodTracker
 
 J = TypeVar("J")  # a job as the caller knows it
 MISSING_POD_GRACE = 60.0  # seconds a created pod may be absent from the watched view
@@ -105,7 +105,9 @@ class StatusBoard:
         """Until a pod changes or a job says it ended, at the latest `timeout`. Jobs'
         ends are looked for every END_POLL_SECONDS: a job's end makes no pod change
         (interLink shows it much later), so without this it would wait for the
-        interval, or for whatever else changed meanwhile."""
+        interval, or for whatever else changed meanwhile. As after a pod change, the
+        jobs that end at about the same moment are left SETTLE_SECONDS to make one
+        round together."""
         if self._ends is None:
             return self._tracker.wait_for_change(timeout)
         deadline = time.monotonic() + timeout
@@ -113,6 +115,7 @@ class StatusBoard:
             if self._tracker.wait_for_change(min(left, END_POLL_SECONDS)):
                 return True
             if self._ends.news():
+                time.sleep(SETTLE_SECONDS)
                 return True
         return False
 
