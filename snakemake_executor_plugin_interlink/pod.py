@@ -405,10 +405,11 @@ def pod_for_job(
     paths = bind_paths(run, settings)
     volumes: list[dict[str, Any]] = []
     if res.flavour == "htcondor":
+        options = annotations.get(HTCONDOR_SINGULARITY_OPTIONS, "")
         if paths:
-            annotations[HTCONDOR_SINGULARITY_OPTIONS] = htcondor_bind_options(
-                spec.rule, paths, annotations.get(HTCONDOR_SINGULARITY_OPTIONS, "")
-            )
+            options = htcondor_bind_options(spec.rule, paths, options)
+        if options:
+            annotations[HTCONDOR_SINGULARITY_OPTIONS] = without_dash_c(options)
     else:
         volumes, mounts = _host_path_volumes(run, paths, scratch_dir)
         if mounts:
@@ -523,6 +524,36 @@ def _host_path_volumes(
         volumes.append({"name": name, "hostPath": {"path": path, "type": "Directory"}})
         mounts.append({"name": name, "mountPath": path})
     return volumes, mounts
+
+
+def without_dash_c(options: str) -> str:
+    """The options as the site's bash reads them, but with no "-c" in their text.
+
+    interLink's HTCondor plugin wraps the word after any word containing "-c" in double
+    quotes (handles.py), and the word after the singularity options is the job's list
+    of `--env` flags: quoted, it reaches singularity as one unknown flag and every job
+    exits 255. A workdir such as /home/ada/my-cohort or an option such as --cleanenv
+    is enough. Bash reads a "c" after "-" the same when it is written `\\c` outside
+    quotes, or leaves its quotes for it (`"-"\\c"`), so each such "c" is written so."""
+    written: list[str] = []
+    quote = ""
+    i = 0
+    while i < len(options):
+        char = options[i]
+        if char == "\\" and quote != "'" and i + 1 < len(options):
+            written.append(options[i : i + 2])  # an escaped pair, as bash reads it
+            i += 2
+            continue
+        if char == "c" and written and written[-1].endswith("-"):
+            written.append(f"{quote}\\c{quote}")
+        else:
+            written.append(char)
+            if quote and char == quote:
+                quote = ""
+            elif not quote and char in "'\"":
+                quote = char
+        i += 1
+    return "".join(written)
 
 
 _PLAIN_PATH = re.compile(r"^/[A-Za-z0-9_.+@%/-]*$")

@@ -20,6 +20,7 @@ from snakemake_executor_plugin_interlink.pod import (
     label_value,
     pod_for_job,
     pod_name,
+    without_dash_c,
 )
 from snakemake_executor_plugin_interlink.settings import CheckedSettings, Toleration
 
@@ -416,6 +417,69 @@ def test_htcondor_pods_bind_the_shared_directories_themselves(run):
         "htcondor-job.vk.io/singularity-options"
     ]
     assert options == "--nv --bind /data/project,/cvmfs"
+
+
+def bash_words(line: str) -> list[str]:
+    """The words the site's bash makes of `line`, as printf prints them."""
+    done = subprocess.run(
+        ["bash", "-c", f"printf '<%s>\\n' {line}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.splitlines()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        "--cleanenv",
+        "--containall --bind /home/ada/my-cohort,/cvmfs",
+        "-c",
+        "---c -cc",
+        '--bind "/data/a-c b"',
+        "--bind '/data/a-c b'",
+        "\\-c",
+        '"\\-c" "-\\c"',
+        "--nv",
+    ],
+)
+def test_singularity_options_lose_every_dash_c_but_not_their_meaning(options):
+    written = without_dash_c(options)
+    assert "-c" not in written
+    assert bash_words(written) == bash_words(options)
+
+
+def test_options_with_dash_c_leave_the_env_flags_separate_words(tmp_path):
+    """The word after the options is the job's --env list: after a workdir or an
+    option holding "-c", the plugin quoted it into one unknown flag (exit 255)."""
+    obj = RunContext(
+        run_id="r", namespace="ns", workdir="/home/ada/my-cohort", image="i"
+    )
+    settings = CheckedSettings(
+        flavour="htcondor",
+        annotations={"htcondor-job.vk.io/singularity-options": "--cleanenv"},
+    )
+    manifest, _ = pod_for_job(spec(), settings, obj)
+    options = manifest["metadata"]["annotations"][
+        "htcondor-job.vk.io/singularity-options"
+    ]
+    envs = "--env A=1 --env B=2 "
+    for given, separate in ((options, True), ("--cleanenv", False)):
+        executable = tmp_path / "job.sh"
+        executable.write_text(
+            htcondor_plugin_executable(["printf '<%s>\\n'", given, envs, "image"])
+        )
+        done = subprocess.run(
+            ["bash", str(executable)], capture_output=True, text=True, check=True
+        )
+        flags = ["<--env>", "<A=1>", "<--env>", "<B=2>"]
+        assert (done.stdout.splitlines()[-5:-1] == flags) is separate, done.stdout
+    assert bash_words(options) == [
+        "<--cleanenv>",
+        "<--bind>",
+        "</home/ada/my-cohort>",
+    ]
 
 
 def test_htcondor_refuses_shared_paths_its_bash_line_would_break(run):

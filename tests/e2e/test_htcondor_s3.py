@@ -135,8 +135,9 @@ def bucket() -> Iterator[str]:
 @pytest.fixture
 def shared_dir() -> Iterator[Path]:
     """A working directory the HTCondor job's user can write: world-writable, under /tmp
-    but outside pytest's own 0700 tree."""
-    path = Path("/tmp") / f"interlink-e2e-{uuid.uuid4().hex[:12]}"
+    but outside pytest's own 0700 tree. Its name holds "-c", after which interLink's
+    HTCondor plugin wraps the next word of the job's bash line in double quotes."""
+    path = Path("/tmp") / f"interlink-e2e-cwd-{uuid.uuid4().hex[:12]}"
     path.mkdir(mode=0o1777)
     path.chmod(0o1777)
     yield path
