@@ -545,7 +545,12 @@ def without_dash_c(options: str) -> str:
             i += 2
             continue
         if char == "c" and written and written[-1].endswith("-"):
-            written.append(f"{quote}\\c{quote}")
+            if quote and options[i + 1 : i + 2] == quote:  # no "" (the plugin drops it)
+                written.append(f"{quote}\\c")
+                quote = ""
+                i += 1
+            else:
+                written.append(f"{quote}\\c{quote}")
         else:
             written.append(char)
             if quote and char == quote:
