@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .kube import KubeClient, KubeError
-from .logs import serves_no_logs
+from .logs import KeptOutput, serves_no_logs
 from .pod import END_REPORTER_FILE, END_REPORTER_KEEPING_OUTPUT
 from .status import JobEnd, job_end_in_log, parse_job_end
 
@@ -88,22 +88,24 @@ class ExitMarkers:
         partial.chmod(0o644)
         partial.replace(self.reporter)
 
-    def take_output(self, pod: str, limit_bytes: int) -> str | None:
-        """The last `limit_bytes` of the output the job kept, if it kept it whole (its
-        script renames the copy into place only once the command ended); the files go
-        either way. None: the job ended before its script did (killed, evicted), or
-        its copy could not be written, and its log must come from interLink."""
-        path = self.outputs / pod
-        try:
-            with path.open("rb") as f:
-                f.seek(max(0, os.fstat(f.fileno()).st_size - limit_bytes))
-                text: str | None = f.read().decode(errors="replace")
-        except OSError:
-            text = None
-        for leftover in (path, path.with_name(f"{pod}.part")):
+    def take_output(self, pod: str, limit_bytes: int) -> KeptOutput | None:
+        """The last `limit_bytes` of the output the job kept: whole once its script
+        renamed the copy into place, after the command ended; else the partial copy
+        of a job killed before its script ended, or whose copy could not be written
+        whole. The files go either way. None: the job kept nothing."""
+        kept = None
+        for name, whole in ((pod, True), (f"{pod}.part", False)):
+            try:
+                with (self.outputs / name).open("rb") as f:
+                    f.seek(max(0, os.fstat(f.fileno()).st_size - limit_bytes))
+                    kept = KeptOutput(f.read().decode(errors="replace"), whole)
+                break
+            except OSError:
+                continue
+        for leftover in (pod, f"{pod}.part"):
             with contextlib.suppress(OSError):
-                leftover.unlink(missing_ok=True)
-        return text
+                (self.outputs / leftover).unlink(missing_ok=True)
+        return kept
 
     def ended(self) -> dict[str, JobEnd]:
         """Pod name -> the end of every job that wrote one and was not collected."""

@@ -609,8 +609,8 @@ class Executor(RemoteExecutor):
         pod = self.board.pod(name)
         limit = self.settings.log_limit_mb * 2**20
         kept = self.markers.take_output(name, limit) if self.markers else None
-        if kept is not None and status.state == State.SUCCEEDED:
-            text = write_log(path, kept)
+        if kept is not None and kept.whole and status.state == State.SUCCEEDED:
+            text = write_log(path, kept.text)
         elif pod is None or not pod["spec"].get("nodeName"):
             where = "was deleted" if pod is None else "never reached a virtual node"
             note = f"[interlink] pod {name} {where}: there is no log to fetch\n"

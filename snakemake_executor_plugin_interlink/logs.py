@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .kube import KubeClient, KubeError
@@ -64,7 +65,7 @@ def store_log(
     path: Path,
     limit_bytes: int,
     insecure_backend: bool,
-    kept: str | None = None,
+    kept: KeptOutput | None = None,
 ) -> str:
     """Fetch and write the log; return its text, or why it could not be fetched
     (which is then what the file holds, followed by the output the job kept on the
@@ -84,12 +85,29 @@ def store_log(
     return write_log(path, with_kept_output(text, kept))
 
 
+@dataclass(frozen=True)
+class KeptOutput:
+    """The last bytes of the output a job kept on the shared filesystem. Not `whole`
+    when its script did not end (the site killed the job: time limit, memory,
+    eviction) or could not write all of it: the output up to then."""
+
+    text: str
+    whole: bool
+
+
 KEPT_OUTPUT = "[interlink] the output the job kept on the shared filesystem:\n"
+KEPT_PART = (
+    "[interlink] the output the job kept on the shared filesystem until it stopped "
+    "(its script did not end: the job was killed, or its copy could not be "
+    "written):\n"
+)
 
 
-def with_kept_output(note: str, kept: str | None) -> str:
+def with_kept_output(note: str, kept: KeptOutput | None) -> str:
     """Why interLink gave no log, then the output the job kept, if it did."""
-    return note if kept is None else f"{note}{KEPT_OUTPUT}{kept}"
+    if kept is None:
+        return note
+    return f"{note}{KEPT_OUTPUT if kept.whole else KEPT_PART}{kept.text}"
 
 
 def write_log(path: Path, text: str) -> str:

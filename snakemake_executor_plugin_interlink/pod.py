@@ -76,7 +76,7 @@ _RUN = "code = subprocess.call(sys.argv[4:])\n"
 _RUN_KEEPING_OUTPUT = """\
 import select
 try:
-    kept, whole = open(copy + ".part", "wb"), True
+    kept, whole = open(copy + ".part", "wb", 0), True  # unbuffered: a kill keeps it
 except OSError:
     kept, whole = None, False
 job = subprocess.Popen(sys.argv[4:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -2,6 +2,8 @@
 status only after the command ended, and a status round picks it up without a request
 and without waiting for the virtual kubelet to update the pod."""
 
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -19,6 +21,7 @@ from snakemake_executor_plugin_interlink.completion import (
     probe_interval,
 )
 from snakemake_executor_plugin_interlink.kube import ClusterAccess, KubeClient
+from snakemake_executor_plugin_interlink.logs import KeptOutput
 from snakemake_executor_plugin_interlink.pod import (
     RunContext,
     end_line_pattern,
@@ -131,7 +134,8 @@ def test_the_script_keeps_its_commands_output_as_the_pods_log_shows_it(tmp_path,
     assert returncode == code
     assert markers.ended()["snakejob-r-1-1"].exit_code == code
     assert pod_log.read_text() == "one\ntwo\nthree\n"
-    assert markers.take_output("snakejob-r-1-1", 2**20) == "one\ntwo\nthree\n"
+    kept = KeptOutput("one\ntwo\nthree\n", whole=True)
+    assert markers.take_output("snakejob-r-1-1", 2**20) == kept
     assert list(markers.outputs.iterdir()) == []  # taken once
 
 
@@ -141,7 +145,8 @@ def test_only_the_last_bytes_of_a_long_output_are_taken(tmp_path):
 
 
 def markers_text(tmp_path: Path, limit: int) -> str | None:
-    return ExitMarkers(tmp_path / "work dir").take_output("snakejob-r-1-1", limit)
+    kept = ExitMarkers(tmp_path / "work dir").take_output("snakejob-r-1-1", limit)
+    return None if kept is None else kept.text
 
 
 def test_a_process_left_in_the_background_does_not_hold_the_jobs_end(tmp_path):
@@ -150,16 +155,37 @@ def test_a_process_left_in_the_background_does_not_hold_the_jobs_end(tmp_path):
     started = time.monotonic()
     returncode, markers = run_script(tmp_path, "sleep 60 & echo started")
     assert returncode == 0 and time.monotonic() - started < 30
-    assert markers.take_output("snakejob-r-1-1", 2**20) == "started\n"
+    assert markers.take_output("snakejob-r-1-1", 2**20) == KeptOutput("started\n", True)
 
 
-def test_a_job_killed_before_its_script_ended_kept_no_output(tmp_path):
-    """Only the partial copy exists: interLink's log (with the site's reason for the
-    kill) is the one to store, and the partial copy goes."""
-    markers = ExitMarkers(tmp_path)
+def test_a_job_killed_before_its_script_ended_kept_its_output_until_then(tmp_path):
+    """The site kills the job's processes (time limit, memory): the partial copy
+    holds what the command wrote until then, written as it came (an HTCondor site
+    serves no log, so it is all the user gets), and goes once taken."""
+    workdir = tmp_path / "work dir"
+    workdir.mkdir()
+    markers = ExitMarkers(workdir)
     markers.prepare()
-    (markers.outputs / "p.part").write_text("half")
-    assert markers.take_output("p", 2**20) is None
+    run = shared_fs_run(workdir, markers)
+    script = job_script("echo before the kill; sleep 60", run, run.workdir, "p")
+    job = subprocess.Popen(
+        ["/bin/sh", "-c", script],
+        cwd="/",
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    part = markers.outputs / "p.part"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (
+            part.exists() and part.read_text() == "before the kill\n"
+        ):
+            time.sleep(0.05)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+    assert markers.ended() == {}  # no end: the pod's status tells the kill
+    assert markers.take_output("p", 2**20) == KeptOutput("before the kill\n", False)
     assert list(markers.outputs.iterdir()) == []
 
 

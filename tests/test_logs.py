@@ -9,7 +9,11 @@ from snakemake_executor_plugin_interlink.kube import (
     KubeError,
     TransientError,
 )
-from snakemake_executor_plugin_interlink.logs import store_log, unfetched_log_text
+from snakemake_executor_plugin_interlink.logs import (
+    KeptOutput,
+    store_log,
+    unfetched_log_text,
+)
 
 
 @pytest.mark.parametrize(
@@ -74,13 +78,17 @@ def test_a_plugin_that_serves_no_logs_is_named_in_the_stored_log(tmp_path, body,
         (404, "no such pod", "could not be fetched"),
     ],
 )
+@pytest.mark.parametrize("whole", [True, False])
 def test_the_output_a_job_kept_stands_in_where_interlink_serves_no_log(
-    tmp_path, status, body, stored
+    tmp_path, status, body, stored, whole
 ):
     access = ClusterAccess(server="https://k8s.test", namespace="ns", source="test")
     answer = httpx.Response(status, text=body)
     kube = KubeClient(access, transport=httpx.MockTransport(lambda r: answer))
-    kept = "the job's own output\n"
+    kept = KeptOutput("the job's own output\n", whole)
     text = store_log(kube, "ns", "p", tmp_path / "job.log", 1000, False, kept)
     assert stored in text
-    assert text.endswith(kept) == (status != 200 or "NOT" in body)
+    stands_in = status != 200 or "NOT" in body
+    assert text.endswith(kept.text) == stands_in
+    # a partial copy (a job the site killed) says it stops where the job stopped
+    assert ("until it stopped" in text) == (stands_in and not whole)

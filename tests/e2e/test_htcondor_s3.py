@@ -370,6 +370,51 @@ rule loud:
     assert "goodbye-from-htcondor" in done.stderr, done.stderr[-3000:]
 
 
+KILL_MY_END_REPORTER = """\
+p=$$
+while [ "$p" -gt 1 ]; do
+  if tr '\\0' ' ' < /proc/$p/cmdline | grep -q end-reporter; then kill -9 "$p"; exit 0; fi
+  p=$(awk '{print $4}' /proc/$p/stat)
+done
+echo "no end reporter above $$" >&2
+exit 3
+"""
+
+
+def test_a_job_the_site_kills_keeps_its_output_until_then_on_htcondor(
+    testbed: Testbed, shared_dir: Path
+):
+    """As a time limit or an eviction would, the job's script is killed (SIGKILL)
+    before it ends: HTCondor's plugin serves no log, and the job wrote no end, so its
+    stored log is the output it kept until the kill."""
+    (shared_dir / "kill_my_end_reporter.sh").write_text(KILL_MY_END_REPORTER)
+    write(
+        shared_dir,
+        """
+rule killed:
+    output: "killed.txt"
+    shell: "echo before-the-kill; sh kill_my_end_reporter.sh; sleep 30; touch {output}"
+""",
+    )
+    with umask(0):
+        done = testbed.snakemake(
+            shared_dir,
+            "--interlink-flavour",
+            "htcondor",
+            *htcondor_args(),
+            *SHARED_FS_WITHOUT_SOURCE_CACHE,
+            timeout=600,
+        )
+    assert done.returncode != 0
+    (log,) = (shared_dir / ".snakemake/interlink_logs/killed").rglob("*.log")
+    text = log.read_text()
+    assert '"NOT IMPLEMENTED"' in text, text
+    assert "until it stopped (its script did not end" in text, text
+    assert "before-the-kill" in text
+    assert "no end reporter above" not in text
+    assert not list((shared_dir / ".snakemake/interlink_output").iterdir())
+
+
 def test_htcondor_plugin_head_fails_every_job_although_htcondor_runs_it(
     testbed: Testbed, shared_dir: Path
 ):
