@@ -48,6 +48,8 @@ from .pod import (
     GroupSpec,
     JobSpec,
     RunContext,
+    check_env_for_htcondor,
+    env_changed_by_htcondor_line,
     job_title,
     pod_for_job,
     requested,
@@ -151,6 +153,7 @@ class Executor(RemoteExecutor):
             reporter=str(self.markers.reporter) if self.markers else None,
             secret_name=secret_name(run_id) if env else None,
             env_names=tuple(sorted(env)),
+            env_changed_on_htcondor=env_changed_by_htcondor_line(env),
             storage_plugin_packages=self._storage_plugin_packages(),
             host=socket.gethostname(),
             user=_user_name(),
@@ -373,6 +376,8 @@ class Executor(RemoteExecutor):
     # -- start-up checks ---------------------------------------------------------
 
     def _check_access(self, needs_secrets: bool) -> None:
+        if self.settings.flavour == "htcondor":
+            check_env_for_htcondor(self.run, "--interlink-flavour htcondor")
         probe, _ = pod_for_job(
             JobSpec(
                 jobid=0,

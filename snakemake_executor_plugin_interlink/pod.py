@@ -220,6 +220,7 @@ class RunContext:
     reporter: str | None = None  # END_REPORTER_KEEPING_OUTPUT's file (completion.py)
     secret_name: str | None = None
     env_names: tuple[str, ...] = ()
+    env_changed_on_htcondor: tuple[str, ...] = ()  # see env_changed_by_htcondor_line
     storage_plugin_packages: tuple[str, ...] = ()
 
     @property
@@ -405,6 +406,7 @@ def pod_for_job(
     paths = bind_paths(run, settings)
     volumes: list[dict[str, Any]] = []
     if res.flavour == "htcondor":
+        check_env_for_htcondor(run, f"Rule {spec.rule}")
         options = annotations.get(HTCONDOR_SINGULARITY_OPTIONS, "")
         if paths:
             options = htcondor_bind_options(spec.rule, paths, options)
@@ -524,6 +526,29 @@ def _host_path_volumes(
         volumes.append({"name": name, "hostPath": {"path": path, "type": "Directory"}})
         mounts.append({"name": name, "mountPath": path})
     return volumes, mounts
+
+
+_HTCONDOR_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_./+:@%=-]*$")
+
+
+def env_changed_by_htcondor_line(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The variables whose values would not reach an HTCondor job as they are: the
+    plugin writes `--env NAME=value` unquoted into the job's bash file (handles.py
+    prepare_envs), where bash splits, expands and unquotes them, and singularity
+    splits a comma-separated list. Names only: the values may be secrets."""
+    return tuple(sorted(k for k, v in env.items() if not _HTCONDOR_SAFE_VALUE.match(v)))
+
+
+def check_env_for_htcondor(run: RunContext, where: str) -> None:
+    """Refuse, before any pod, an environment an HTCondor job would not get as set."""
+    if run.env_changed_on_htcondor:
+        raise WorkflowError(
+            f"{where}: on an HTCondor site interLink's plugin puts the job's "
+            "environment unquoted on a bash line, which would change the values of "
+            f"{', '.join(run.env_changed_on_htcondor)} (a space, quote, $, comma or "
+            "another character bash reads). Use values of letters, digits and "
+            "_./+:@%=- only, or run these jobs on a Slurm site."
+        )
 
 
 def without_dash_c(options: str) -> str:

@@ -157,6 +157,17 @@ def test_a_secret_name_already_taken_stops_the_run_before_any_pod(
     assert "create" not in cluster.verbs()
 
 
+def test_an_environment_htcondor_would_change_stops_the_run_before_any_pod(
+    cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("FAKE_TOKEN", "pa$$word; with spaces")
+    error = run(cluster, 1, envvars=["FAKE_TOKEN"], flavour="htcondor")
+    assert error is not None
+    assert "--interlink-flavour htcondor" in str(error) and "FAKE_TOKEN" in str(error)
+    assert "pa$$word" not in str(error)  # a value may be a secret
+    assert "create" not in cluster.verbs()
+
+
 def test_a_run_refuses_to_start_when_earlier_runs_cannot_be_listed(
     cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
 ):

@@ -15,6 +15,7 @@ from snakemake_executor_plugin_interlink.pod import (
     GroupSpec,
     JobSpec,
     RunContext,
+    env_changed_by_htcondor_line,
     job_script,
     job_title,
     label_value,
@@ -483,6 +484,55 @@ def test_options_with_dash_c_leave_the_env_flags_separate_words(tmp_path):
         "<--bind>",
         "</home/ada/my-cohort>",
     ]
+
+
+HTCONDOR_ENV_VALUES = [
+    "abc",
+    "",
+    "http://127.0.0.1:9000",
+    "A/b+c=",
+    "p@ss%w0rd-_.:",
+    "with space",
+    "$HOME",
+    "a;b",
+    "it's",
+    'q"q',
+    "a\\b",
+    "a,b=c",
+    "[1,2]",
+    "*",
+    "~x",
+    "x&y",
+    "`id`",
+]
+
+
+def test_the_env_values_htcondor_would_change_are_the_ones_named(tmp_path):
+    """Through the plugin's bash line (real bash): a value not named arrives as it is,
+    and has no comma, which singularity's --env would split."""
+    named = set(env_changed_by_htcondor_line({v: v for v in HTCONDOR_ENV_VALUES}))
+    for value in HTCONDOR_ENV_VALUES:
+        envs = f'--env X="{value}" ' if value.startswith("[") else f"--env X={value} "
+        executable = tmp_path / "job.sh"
+        executable.write_text(
+            htcondor_plugin_executable(["printf '<%s>\\n'", "", envs, "image"])
+        )
+        done = subprocess.run(
+            ["bash", str(executable)], capture_output=True, text=True, cwd=tmp_path
+        )
+        arrives = done.stdout.splitlines() == ["<--env>", f"<X={value}>", "<image>"]
+        if value not in named:
+            assert arrives and "," not in value, (value, done.stdout)
+    assert named == set(HTCONDOR_ENV_VALUES[5:])
+
+
+def test_an_htcondor_rule_refuses_an_environment_it_would_change(run):
+    obj = RunContext(
+        **{**run.__dict__, "workdir": "/data/p", "env_changed_on_htcondor": ("TOKEN",)}
+    )
+    with pytest.raises(WorkflowError, match=r"Rule align: .*TOKEN"):
+        pod_for_job(spec(), CheckedSettings(flavour="htcondor"), obj)
+    pod_for_job(spec(), CheckedSettings(flavour="slurm"), obj)  # Slurm: an env file
 
 
 def test_htcondor_refuses_shared_paths_its_bash_line_would_break(run):
