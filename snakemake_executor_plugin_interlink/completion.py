@@ -31,7 +31,7 @@ from typing import Protocol
 
 from .kube import KubeClient, KubeError
 from .logs import KeptOutput, serves_no_logs
-from .pod import END_REPORTER_FILE, END_REPORTER_KEEPING_OUTPUT
+from .pod import END_REPORTER_FILE, END_REPORTER_KEEPING_OUTPUT, pod_name_prefix
 from .status import JobEnd, job_end_in_log, parse_job_end
 
 EXIT_DIR = Path(".snakemake", "interlink_exit")
@@ -87,6 +87,20 @@ class ExitMarkers:
         partial.write_text(END_REPORTER_KEEPING_OUTPUT)
         partial.chmod(0o644)
         partial.replace(self.reporter)
+
+    def forget_run(self, run_id: str) -> None:
+        """What a run with no pod left leaves here: ends that were never collected
+        (jobs that ended while the run stopped) and the copies of killed jobs."""
+        prefix = pod_name_prefix(run_id)
+        for directory in (self.directory, self.outputs):
+            try:
+                entries = list(os.scandir(directory))
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.name.startswith(prefix):
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
 
     def take_output(self, pod: str, limit_bytes: int) -> KeptOutput | None:
         """The last `limit_bytes` of the output the job kept: whole once its script

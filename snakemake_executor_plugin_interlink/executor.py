@@ -265,8 +265,9 @@ class Executor(RemoteExecutor):
 
     def _release_markers(self) -> None:
         """At the end: the markers of runs with no pod left go (this run's, those
-        it adopted from, those whose pods were removed), with their Secrets; a run
-        with pods left keeps its marker, so that a later run still finds them."""
+        it adopted from, those whose pods were removed), with their Secrets and what
+        their jobs left in the exit and output directories; a run with pods left
+        keeps its marker, so that a later run still finds them."""
         known = {self.run.run_id, *self._earlier_runs}
         if not self._ready.is_set() and not self._secret_created:
             done = {self.run.run_id}  # start-up failed before anything was created
@@ -283,6 +284,8 @@ class Executor(RemoteExecutor):
         for run in sorted(done):
             if run not in (self.run.run_id, *self._adopted_runs):  # shutdown's own
                 self._delete("Secret", secret_name(run))
+            if self.markers:
+                self.markers.forget_run(run)
             with contextlib.suppress(FileNotFoundError):
                 (self._marker_dir / run).unlink()
 

@@ -255,10 +255,15 @@ def pod_name(run_id: str, jobid: JobId, attempt: int, group: str | None = None) 
     the name. A group job's pod shows the group's name (lowercased, other characters
     as `-`, truncated) and 12 hex digits of its UUID, which keep it unique."""
     if group is None:
-        return f"snakejob-{run_id[:8]}-{jobid}-{attempt}"
+        return f"{pod_name_prefix(run_id)}{jobid}-{attempt}"
     readable = _DNS_INVALID.sub("-", group.lower())[:GROUP_NAME_PART].strip("-")
-    parts = ("snakejob", run_id[:8], readable, short_id(jobid), str(attempt))
-    return "-".join(part for part in parts if part)
+    parts = (readable, short_id(jobid), str(attempt))
+    return pod_name_prefix(run_id) + "-".join(part for part in parts if part)
+
+
+def pod_name_prefix(run_id: str) -> str:
+    """How the names of a run's pods begin."""
+    return f"snakejob-{run_id[:8]}-"
 
 
 def short_id(jobid: JobId) -> str:

@@ -285,6 +285,29 @@ def test_orphans_are_removed_with_one_request_and_other_runs_pods_stay(
     assert not [c for c in cluster.calls if c.verb == "delete" and "old" in c.name]
 
 
+def test_what_a_killed_runs_jobs_left_goes_once_it_has_no_pod(cluster: FakeCluster):
+    """A run stopped by Ctrl-C deletes its pods; its killed jobs' partial copies and
+    the ends nobody collected stayed in the working directory for good. The next run
+    here finds the run's record with no pod left and removes them with it."""
+    earlier = "11111111-1111-4111-8111-111111111111"
+    records = cluster.workdir / MARKERS
+    records.mkdir(parents=True)
+    marker = RunMarker(run_id=earlier, host="h", user="u", pid=1, started=0.0)
+    (records / earlier).write_text(marker.text())
+    left = [
+        cluster.workdir / ".snakemake/interlink_output/snakejob-11111111-3-1.part",
+        cluster.workdir / ".snakemake/interlink_exit/snakejob-11111111-4-1",
+    ]
+    other = cluster.workdir / ".snakemake/interlink_output/snakejob-33333333-3-1.part"
+    for path in [*left, other]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("half")
+    assert run(cluster, 1) is None
+    assert not any(path.exists() for path in left)
+    assert other.exists()  # another run's, which may still have pods
+    assert not (records / earlier).exists()
+
+
 def test_a_failed_groups_log_is_parsed_once(
     cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
 ):
