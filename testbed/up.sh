@@ -88,6 +88,18 @@ write_kubeconfig "$EXECUTOR_KUBECONFIG" snakemake-executor "$EXECUTOR_TOKEN" "$N
 
 api() { curl -fsS --cacert "$PKI/ca.crt" -H "Authorization: Bearer $ADMIN_TOKEN" "https://127.0.0.1:$API_PORT$1"; }
 
+# ---------------------------------------------------------------- ports
+# Every daemon here listens on a fixed port below 32768. HTCondor's master, tuning the
+# kernel (now off: configs/condor-99-testbed), had set the ephemeral range to 1024-65535,
+# and a client connection (the API server's to etcd) once held 127.0.0.1:3306 when mariadb
+# started: "Address already in use", and up.sh failed. Linux's own default range keeps
+# client ports above the testbed's.
+range_file=/proc/sys/net/ipv4/ip_local_port_range
+if [ -w "$range_file" ] && [ "$(awk '{print $1}' "$range_file")" -lt 32768 ]; then
+  say "ephemeral ports were $(tr '\t' - <"$range_file"); using 32768-60999, above the testbed's"
+  echo "32768 60999" >"$range_file"
+fi
+
 # ---------------------------------------------------------------- Kubernetes control plane
 start_daemon etcd "$BIN/etcd" --name testbed --data-dir "$STATE/etcd" \
   --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \

@@ -279,3 +279,16 @@ def test_real_timing_sees_short_jobs_end_ten_seconds_apart(testbed_env: dict[str
     gaps = [later - earlier for earlier, later in pairwise(moments)]
     # >= 10 s between two fresh answers; 0.5 s for the 0.2 s polling and the API round trips
     assert all(gap >= 9.5 for gap in gaps), gaps
+
+
+def test_no_testbed_port_can_be_a_client_connections_port(testbed_env: dict[str, str]) -> None:
+    """Client connections take their local port from the ephemeral range; on a kernel
+    whose range starts at 1024 the API server's connection to etcd once held 3306, and
+    mariadb could not start. up.sh moves the range above every port the testbed
+    listens on."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    listening = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True, check=True).stdout
+    ports = {int(line.split()[3].rsplit(":", 1)[1]) for line in listening.splitlines()}
+    fixed = {2379, 2380, 3306, 6443, 6817, 6819, 9000}  # etcd, mariadb, API, Slurm, S3
+    assert fixed <= ports, sorted(fixed - ports)  # the testbed is up
+    assert max(fixed) < low
