@@ -533,7 +533,7 @@ def _host_path_volumes(
     return volumes, mounts
 
 
-_HTCONDOR_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_./+:@%=-]*$")
+_HTCONDOR_SAFE_VALUE = re.compile(r"[A-Za-z0-9_./+:@%=-]*")
 
 
 def env_changed_by_htcondor_line(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -541,7 +541,9 @@ def env_changed_by_htcondor_line(env: Mapping[str, str]) -> tuple[str, ...]:
     plugin writes `--env NAME=value` unquoted into the job's bash file (handles.py
     prepare_envs), where bash splits, expands and unquotes them, and singularity
     splits a comma-separated list. Names only: the values may be secrets."""
-    return tuple(sorted(k for k, v in env.items() if not _HTCONDOR_SAFE_VALUE.match(v)))
+    return tuple(
+        sorted(k for k, v in env.items() if not _HTCONDOR_SAFE_VALUE.fullmatch(v))
+    )
 
 
 def check_env_for_htcondor(run: RunContext, where: str) -> None:
@@ -591,7 +593,7 @@ def without_dash_c(options: str) -> str:
     return "".join(written)
 
 
-_PLAIN_PATH = re.compile(r"^/[A-Za-z0-9_.+@%/-]*$")
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9_.+@%/-]*")
 
 
 def htcondor_bind_options(rule: str, paths: list[str], options: str) -> str:
@@ -599,7 +601,7 @@ def htcondor_bind_options(rule: str, paths: list[str], options: str) -> str:
     (transfer_input_files) and binds the copy, so what a job writes there is lost: bind
     the shared directories themselves through the singularity options, which the
     plugin puts unquoted on the job's bash line (hence plain paths only)."""
-    unsafe = [p for p in paths if not _PLAIN_PATH.match(p)]
+    unsafe = [p for p in paths if not _PLAIN_PATH.fullmatch(p)]
     if unsafe:
         raise WorkflowError(
             f"Rule {rule}: on an HTCondor site the shared directories {unsafe} are "

@@ -504,6 +504,7 @@ HTCONDOR_ENV_VALUES = [
     "~x",
     "x&y",
     "`id`",
+    "trailing-newline\n",
 ]
 
 
@@ -533,6 +534,15 @@ def test_an_htcondor_rule_refuses_an_environment_it_would_change(run):
     with pytest.raises(WorkflowError, match=r"Rule align: .*TOKEN"):
         pod_for_job(spec(), CheckedSettings(flavour="htcondor"), obj)
     pod_for_job(spec(), CheckedSettings(flavour="slurm"), obj)  # Slurm: an env file
+
+
+def test_htcondor_refuses_a_shared_path_ending_in_a_newline(run):
+    """A newline would end the plugin's bash line; `$` in a pattern matches before a
+    final newline, so the check takes the whole path."""
+    plain = RunContext(run_id="r", namespace="ns", workdir="/data/project", image="i")
+    settings = CheckedSettings(flavour="htcondor", binds=("/cvmfs\n",))
+    with pytest.raises(WorkflowError, match="on an HTCondor site"):
+        pod_for_job(spec(), settings, plain)
 
 
 def test_htcondor_refuses_shared_paths_its_bash_line_would_break(run):
