@@ -31,7 +31,7 @@ from typing import Protocol
 
 from .kube import KubeClient, KubeError
 from .logs import KeptOutput, serves_no_logs
-from .pod import END_REPORTER_FILE, END_REPORTER_KEEPING_OUTPUT, pod_name_prefix
+from .pod import END_REPORTER_FILE, END_REPORTER_KEEPING_OUTPUT, run_name_prefix
 from .status import JobEnd, job_end_in_log, parse_job_end
 
 EXIT_DIR = Path(".snakemake", "interlink_exit")
@@ -91,7 +91,7 @@ class ExitMarkers:
     def forget_run(self, run_id: str) -> None:
         """What a run with no pod left leaves here: ends that were never collected
         (jobs that ended while the run stopped) and the copies of killed jobs."""
-        prefix = pod_name_prefix(run_id)
+        prefix = run_name_prefix(run_id)
         for directory in (self.directory, self.outputs):
             try:
                 entries = list(os.scandir(directory))

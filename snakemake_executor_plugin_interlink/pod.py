@@ -255,14 +255,14 @@ def pod_name(run_id: str, jobid: JobId, attempt: int, group: str | None = None) 
     the name. A group job's pod shows the group's name (lowercased, other characters
     as `-`, truncated) and 12 hex digits of its UUID, which keep it unique."""
     if group is None:
-        return f"{pod_name_prefix(run_id)}{jobid}-{attempt}"
+        return f"{run_name_prefix(run_id)}{jobid}-{attempt}"
     readable = _DNS_INVALID.sub("-", group.lower())[:GROUP_NAME_PART].strip("-")
     parts = (readable, short_id(jobid), str(attempt))
-    return pod_name_prefix(run_id) + "-".join(part for part in parts if part)
+    return run_name_prefix(run_id) + "-".join(part for part in parts if part)
 
 
-def pod_name_prefix(run_id: str) -> str:
-    """How the names of a run's pods begin."""
+def run_name_prefix(run_id: str) -> str:
+    """How the names of a run's pods and of its Secret begin."""
     return f"snakejob-{run_id[:8]}-"
 
 
@@ -280,7 +280,7 @@ def job_title(rule: str, group: GroupSpec | None) -> str:
 
 
 def secret_name(run_id: str) -> str:
-    return f"snakejob-{run_id[:8]}-env"
+    return f"{run_name_prefix(run_id)}env"
 
 
 def label_value(text: str) -> str:
